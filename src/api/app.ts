@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import Koa from 'koa';
+import Router, { type RouterContext } from '@koa/router';
+import { koaBody } from 'koa-body';
+import type { PgBoss } from 'pg-boss';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { constraintProblem } from '../db/constraints.ts';
+import { AppError, fieldError, toProblem } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { loadSpec, toFieldErrors, type Operation, type Spec } from './spec.ts';
+import type { Authenticator } from './tokens.ts';
+import { webhookHandlers } from './webhooks.ts';
+import { endpointHandlers } from './endpoints.ts';
+import { healthHandlers, type Readiness } from './health.ts';
+
+export interface AppDeps {
+  db: Db;
+  boss: PgBoss;
+  config: Pick<Config, 'maxPayloadBytes' | 'retry'>;
+  log: Logger;
+  auth: Authenticator;
+  readiness: Readiness;
+  /** Called after a webhook commits, to wake a worker in the same process at once. */
+  onSubmitted?: () => void;
+  spec?: Spec;
+}
+
+export interface RequestState {
+  requestId: string;
+  log: Logger;
+  tokenId?: string;
+  operation: Operation;
+}
+
+export type Context = RouterContext<RequestState>;
+export type Handler = (ctx: Context, deps: AppDeps) => Promise<void>;
+
+/** Room for the envelope (url, headers, policy) around a payload of the largest allowed size. */
+const ENVELOPE_BYTES = 64 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Builds the Koa application; it never listens (main.ts and the tests do). Routes come from
+ * openapi.yaml: each operation there must have a handler, and nothing is served that the
+ * document does not describe.
+ */
+export function createApp(deps: AppDeps): Koa<RequestState> {
+  const spec = deps.spec ?? loadSpec();
+  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...healthHandlers };
+  const app = new Koa<RequestState>();
+  app.proxy = false;
+  app.silent = true;
+
+  app.use(async (ctx, next) => {
+    const given = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = deps.log.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    const started = performance.now();
+    try {
+      await next();
+      if (ctx.body === undefined && ctx.status === 404) throw new AppError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
+    } catch (err) {
+      renderError(ctx, err);
+    } finally {
+      const level = ctx.status >= 500 ? 'error' : 'debug';
+      ctx.state.log.log(level, 'request', { method: ctx.method, path: ctx.path, status: ctx.status, durationMs: Math.round(performance.now() - started) });
+    }
+  });
+
+  const router = new Router<RequestState>();
+  const bodyParser = koaBody({
+    json: true,
+    urlencoded: false,
+    text: false,
+    multipart: false,
+    jsonStrict: false,
+    jsonLimit: deps.config.maxPayloadBytes + ENVELOPE_BYTES,
+    // The router only calls the parser for operations that have a body.
+    parsedMethods: ['POST', 'PUT', 'PATCH'] as never,
+  });
+  for (const operation of spec.operations.values()) {
+    const handler = handlers[operation.operationId];
+    if (!handler) throw new Error(`openapi.yaml describes ${operation.operationId}, which has no handler`);
+    const method = operation.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
+    router[method](operation.routerPath, async (ctx, next) => {
+      ctx.state.operation = operation;
+      if (operation.secured) await authenticate(ctx, deps);
+      validateHeaders(ctx, operation);
+      if (operation.body) {
+        // null: there is no body at all; false: there is one of another type.
+        const type = ctx.request.is('application/json', '+json');
+        if (type === null) throw new AppError(400, 'validation_failed', 'a JSON request body is required', { errors: [fieldError('', 'is required')] });
+        if (type === false) throw new AppError(415, 'unsupported_media_type', 'the request body must be application/json');
+        await bodyParser(ctx as unknown as Koa.Context, async () => {});
+        const body = ctx.request.body;
+        if (!operation.body.validate(body)) {
+          const errors = toFieldErrors(operation.body.validate.errors);
+          throw new AppError(400, 'validation_failed', `invalid request: ${errors.map((e) => `${e.field || 'body'} ${e.message}`).join('; ')}`, { errors });
+        }
+      }
+      await handler(ctx, deps);
+      return next();
+    });
+  }
+  for (const handler of Object.keys(handlers)) {
+    if (!spec.operations.has(handler)) throw new Error(`handler ${handler} has no operation in openapi.yaml`);
+  }
+  app.use(router.routes());
+  return app;
+}
+
+async function authenticate(ctx: Context, deps: AppDeps): Promise<void> {
+  const header = ctx.get('authorization');
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  if (!match) {
+    throw new AppError(401, 'unauthorized', 'an Authorization: Bearer <token> header is required', {
+      headers: { 'WWW-Authenticate': 'Bearer realm="hookrelay"' },
+    });
+  }
+  const tokenId = await deps.auth.authenticate(match[1]!);
+  if (!tokenId) {
+    throw new AppError(401, 'invalid_token', 'the bearer token is not valid', {
+      headers: { 'WWW-Authenticate': 'Bearer realm="hookrelay", error="invalid_token"' },
+    });
+  }
+  ctx.state.tokenId = tokenId;
+  ctx.state.log = ctx.state.log.child({ tokenId });
+}
+
+function validateHeaders(ctx: Context, operation: Operation): void {
+  for (const param of operation.headers) {
+    const value = ctx.get(param.name);
+    if (value === '') {
+      if (param.required) throw new AppError(400, 'validation_failed', `header ${param.name} is required`);
+      continue;
+    }
+    if (!param.validate(value)) {
+      const errors = toFieldErrors(param.validate.errors, param.name);
+      throw new AppError(400, 'validation_failed', `header ${param.name} ${errors[0]?.message ?? 'is invalid'}`, { errors });
+    }
+  }
+}
+
+/** The one place errors become answers: AppErrors as problem+json, anything else a 500. */
+function renderError(ctx: Koa.ParameterizedContext<RequestState>, err: unknown): void {
+  let appError: AppError;
+  if (err instanceof AppError) {
+    appError = err;
+  } else if (constraintProblem(err)) {
+    appError = constraintProblem(err)!;
+  } else if (isHttpError(err) && err.status < 500) {
+    // koa-body (co-body / raw-body) errors: body too large, invalid JSON, bad encoding.
+    appError = err.status === 413
+      ? new AppError(413, 'payload_too_large', 'the request body is larger than allowed')
+      : err.status === 415
+        ? new AppError(415, 'unsupported_media_type', 'unsupported content encoding or charset')
+        : new AppError(400, 'invalid_json', `the request body is not valid JSON${err.type === 'entity.parse.failed' ? '' : ` (${err.message})`}`);
+  } else {
+    ctx.state.log?.error('request failed', { err });
+    appError = new AppError(500, 'internal', 'internal error; the log has the details under this request id');
+  }
+  ctx.status = appError.status;
+  for (const [k, v] of Object.entries(appError.headers)) ctx.set(k, v);
+  ctx.body = toProblem(appError, ctx.state.requestId, ctx.path);
+  ctx.type = 'application/problem+json';
+}
+
+function isHttpError(err: unknown): err is { status: number; message: string; type?: string } {
+  return typeof err === 'object' && err !== null && typeof (err as { status?: unknown }).status === 'number';
+}

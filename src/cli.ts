@@ -1,0 +1,84 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, SETTINGS } from './config.ts';
+import { createDb } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { createLogger } from './log.ts';
+import { openDatabase, serve } from './main.ts';
+import { createToken } from './api/tokens.ts';
+
+const USAGE = `usage: hookrelay <command>
+
+commands:
+  serve                       run the API and workers (as HOOKRELAY_ROLES says)
+  migrate                     apply pending database migrations and exit
+  token create --name NAME    create an API token; the token is printed once, on the last line
+  settings                    list every setting with its default
+
+With DATABASE_URL unset, commands use the embedded PostgreSQL under HOOKRELAY_DATA_DIR
+(shared with a running 'hookrelay serve').`;
+
+function fail(message: string, code = 2): never {
+  console.error(`hookrelay: ${message}`);
+  process.exit(code);
+}
+
+async function withDatabase<T>(fn: (connectionString: string) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  // CLI commands log only warnings and errors, to stderr, so their stdout stays clean.
+  const log = createLogger({ level: 'warn', stream: process.stderr });
+  const { connectionString, embedded } = await openDatabase(config, log);
+  try {
+    await migrate(connectionString, log);
+    return await fn(connectionString);
+  } finally {
+    await embedded?.stop();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve();
+    case 'migrate':
+      await withDatabase(async () => undefined);
+      console.log('migrations applied');
+      return;
+    case 'token': {
+      const [sub, ...args] = rest;
+      if (sub !== 'create') fail(`unknown token command ${JSON.stringify(sub ?? '')}\n${USAGE}`);
+      const { values } = parseArgs({ args, options: { name: { type: 'string' } }, strict: true });
+      const name = values.name?.trim();
+      if (!name || name.length > 200) fail('token create needs --name NAME (1 to 200 characters)');
+      const created = await withDatabase(async (connectionString) => {
+        const db = createDb(connectionString, { max: 1 });
+        try {
+          return await createToken(db.db, name);
+        } finally {
+          await db.close();
+        }
+      });
+      console.log(`created token ${created.id} (${name}); it is shown only this once:`);
+      console.log(created.token);
+      return;
+    }
+    case 'settings':
+      for (const s of SETTINGS) console.log(`${s.env.padEnd(34)} ${(s.default ?? '(unset)').padEnd(14)} ${s.doc}`);
+      return;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return;
+    default:
+      fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) fail(err.message);
+  if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) fail(err.message);
+  console.error(`hookrelay: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

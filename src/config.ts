@@ -1,0 +1,160 @@
+/**
+ * Every setting hookrelay reads, parsed once at start into a frozen, typed object.
+ * A bad value stops the process with a message naming the variable; nothing else in the
+ * code reads `process.env`. The README's settings table lists exactly these keys.
+ */
+
+export interface RetryPolicy {
+  /** Attempts in all, the first one included. */
+  maxAttempts: number;
+  /** Delay before the second attempt, in milliseconds. */
+  baseDelayMs: number;
+  /** Upper bound of any one delay, in milliseconds. */
+  maxDelayMs: number;
+  /** Each further delay is the previous one times this factor. */
+  backoffFactor: number;
+}
+
+export type Role = 'api' | 'worker';
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  embeddedPort: number | undefined;
+  adminToken: string | undefined;
+  logLevel: string;
+  roles: readonly Role[];
+  maxPayloadBytes: number;
+  deliveryTimeoutMs: number;
+  maxResponseBytes: number;
+  retry: RetryPolicy;
+  workerBatchSize: number;
+  workerConcurrency: number;
+  queueHeartbeatSeconds: number;
+  queueSuperviseSeconds: number;
+  dbPoolMax: number;
+  shutdownTimeoutMs: number;
+}
+
+/** Limits of the retry policy a request may ask for; the OpenAPI document states the same. */
+export const RETRY_LIMITS = Object.freeze({
+  maxAttempts: { min: 1, max: 100 },
+  baseDelayMs: { min: 100, max: 7 * 24 * 3600 * 1000 },
+  maxDelayMs: { min: 100, max: 7 * 24 * 3600 * 1000 },
+  backoffFactor: { min: 1, max: 10 },
+});
+
+interface Setting {
+  env: string;
+  default: string | undefined;
+  unit: string;
+  doc: string;
+}
+
+/** The documented settings, in the order the README lists them. */
+export const SETTINGS: readonly Setting[] = Object.freeze([
+  { env: 'PORT', default: '8080', unit: 'TCP port', doc: 'Port the HTTP API listens on.' },
+  { env: 'HOST', default: '0.0.0.0', unit: 'address', doc: 'Address the HTTP API binds to.' },
+  { env: 'DATABASE_URL', default: undefined, unit: 'URL', doc: 'PostgreSQL connection string. Unset: an embedded PostgreSQL is started under HOOKRELAY_DATA_DIR.' },
+  { env: 'HOOKRELAY_DATA_DIR', default: './.hookrelay', unit: 'path', doc: 'Where the embedded PostgreSQL keeps its data (only used when DATABASE_URL is unset).' },
+  { env: 'HOOKRELAY_EMBEDDED_PORT', default: undefined, unit: 'TCP port', doc: 'Port of the embedded PostgreSQL. Unset: a free port is chosen at each start.' },
+  { env: 'HOOKRELAY_ADMIN_TOKEN', default: undefined, unit: 'string, 16-512 chars', doc: 'An API token accepted in addition to those made with `hookrelay token create`; stored hashed at start.' },
+  { env: 'LOG_LEVEL', default: 'info', unit: 'error|warn|info|debug', doc: 'Least severe level written to the JSON log on stdout.' },
+  { env: 'HOOKRELAY_ROLES', default: 'api,worker', unit: 'list', doc: 'What this process runs: `api`, `worker`, or both. Scale out by running more processes against one database.' },
+  { env: 'HOOKRELAY_MAX_PAYLOAD_BYTES', default: '262144', unit: 'bytes', doc: 'Largest accepted webhook payload (serialized JSON); larger ones get 413.' },
+  { env: 'HOOKRELAY_DELIVERY_TIMEOUT_MS', default: '15000', unit: 'ms', doc: 'Deadline for a whole delivery attempt: connect, request, response headers and body.' },
+  { env: 'HOOKRELAY_MAX_RESPONSE_BYTES', default: '65536', unit: 'bytes', doc: 'At most this much of a receiver\'s response body is read; the rest is discarded.' },
+  { env: 'HOOKRELAY_RETRY_MAX_ATTEMPTS', default: '30', unit: 'count', doc: 'Default attempts per webhook, the first included (1-100).' },
+  { env: 'HOOKRELAY_RETRY_BASE_DELAY_MS', default: '5000', unit: 'ms', doc: 'Default delay before the second attempt (>= 100).' },
+  { env: 'HOOKRELAY_RETRY_MAX_DELAY_MS', default: '3600000', unit: 'ms', doc: 'Default upper bound of one delay (<= 7 days).' },
+  { env: 'HOOKRELAY_RETRY_BACKOFF_FACTOR', default: '2', unit: 'factor', doc: 'Default growth of each delay over the previous one (1-10).' },
+  { env: 'HOOKRELAY_WORKER_BATCH_SIZE', default: '50', unit: 'jobs', doc: 'Jobs a worker fetches at once (FOR UPDATE SKIP LOCKED).' },
+  { env: 'HOOKRELAY_WORKER_CONCURRENCY', default: '2', unit: 'fetch loops', doc: 'Fetch loops per process; in-flight deliveries are at most batch size times this.' },
+  { env: 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', default: '10', unit: 's (>= 10)', doc: 'A job whose worker stops heart-beating for this long (a killed process) is handed to another worker.' },
+  { env: 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', default: '2', unit: 's', doc: 'How often lost jobs (missed heartbeats, expiry) are looked for.' },
+  { env: 'HOOKRELAY_DB_POOL_MAX', default: '10', unit: 'connections', doc: 'Connections in hookrelay\'s own pool (the queue keeps a pool of the same size).' },
+  { env: 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS', default: '30000', unit: 'ms', doc: 'On SIGTERM/SIGINT, how long in-flight deliveries may finish before the process exits anyway.' },
+]);
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function raw(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  if (value !== undefined && value.trim() !== '') return value.trim();
+  return SETTINGS.find((s) => s.env === name)?.default;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number {
+  const text = raw(env, name);
+  const value = Number(text);
+  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(text)})`);
+  }
+  return value;
+}
+
+function optionalInt(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
+  return raw(env, name) === undefined ? undefined : int(env, name, min, max);
+}
+
+function num(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number {
+  const text = raw(env, name);
+  const value = Number(text);
+  if (text === undefined || !/^\d+(\.\d+)?$/.test(text) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a number from ${min} to ${max} (got ${JSON.stringify(text)})`);
+  }
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = raw(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const adminToken = raw(env, 'HOOKRELAY_ADMIN_TOKEN');
+  if (adminToken !== undefined && (adminToken.length < 16 || adminToken.length > 512 || /\s/.test(adminToken))) {
+    throw new ConfigError('HOOKRELAY_ADMIN_TOKEN must be 16 to 512 characters without white space');
+  }
+  const logLevel = raw(env, 'LOG_LEVEL') ?? 'info';
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of error, warn, info, debug (got ${JSON.stringify(logLevel)})`);
+  }
+  const roleList = (raw(env, 'HOOKRELAY_ROLES') ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+  if (roleList.length === 0 || roleList.some((r) => r !== 'api' && r !== 'worker')) {
+    throw new ConfigError(`HOOKRELAY_ROLES must list api, worker or both (got ${JSON.stringify(raw(env, 'HOOKRELAY_ROLES'))})`);
+  }
+  const L = RETRY_LIMITS;
+  const retry: RetryPolicy = {
+    maxAttempts: int(env, 'HOOKRELAY_RETRY_MAX_ATTEMPTS', L.maxAttempts.min, L.maxAttempts.max),
+    baseDelayMs: int(env, 'HOOKRELAY_RETRY_BASE_DELAY_MS', L.baseDelayMs.min, L.baseDelayMs.max),
+    maxDelayMs: int(env, 'HOOKRELAY_RETRY_MAX_DELAY_MS', L.maxDelayMs.min, L.maxDelayMs.max),
+    backoffFactor: num(env, 'HOOKRELAY_RETRY_BACKOFF_FACTOR', L.backoffFactor.min, L.backoffFactor.max),
+  };
+  if (retry.maxDelayMs < retry.baseDelayMs) {
+    throw new ConfigError('HOOKRELAY_RETRY_MAX_DELAY_MS must not be less than HOOKRELAY_RETRY_BASE_DELAY_MS');
+  }
+  return Object.freeze({
+    port: int(env, 'PORT', 0, 65535),
+    host: raw(env, 'HOST') ?? '0.0.0.0',
+    databaseUrl,
+    dataDir: raw(env, 'HOOKRELAY_DATA_DIR') ?? './.hookrelay',
+    embeddedPort: optionalInt(env, 'HOOKRELAY_EMBEDDED_PORT', 1, 65535),
+    adminToken,
+    logLevel,
+    roles: Object.freeze([...new Set(roleList)] as Role[]),
+    maxPayloadBytes: int(env, 'HOOKRELAY_MAX_PAYLOAD_BYTES', 1024, 64 * 1024 * 1024),
+    deliveryTimeoutMs: int(env, 'HOOKRELAY_DELIVERY_TIMEOUT_MS', 100, 300_000),
+    maxResponseBytes: int(env, 'HOOKRELAY_MAX_RESPONSE_BYTES', 1024, 16 * 1024 * 1024),
+    retry: Object.freeze(retry),
+    workerBatchSize: int(env, 'HOOKRELAY_WORKER_BATCH_SIZE', 1, 1000),
+    workerConcurrency: int(env, 'HOOKRELAY_WORKER_CONCURRENCY', 1, 64),
+    queueHeartbeatSeconds: int(env, 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', 10, 3600),
+    queueSuperviseSeconds: int(env, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', 1, 3600),
+    dbPoolMax: int(env, 'HOOKRELAY_DB_POOL_MAX', 2, 1000),
+    shutdownTimeoutMs: int(env, 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS', 0, 3_600_000),
+  });
+}

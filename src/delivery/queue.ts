@@ -1,0 +1,58 @@
+import { PgBoss } from 'pg-boss';
+import type { Config } from '../config.ts';
+import { QUEUE_SCHEMA } from '../db/database.ts';
+import type { Logger } from '../log.ts';
+
+/** The pg-boss queue every delivery attempt goes through: one job per attempt. */
+export const DELIVERY_QUEUE = 'deliveries';
+
+/** A job asks for attempt `attempt` of one webhook; a job for an attempt already recorded is stale. */
+export interface DeliveryJob {
+  webhookId: string;
+  attempt: number;
+}
+
+export type QueueSettings = Pick<Config, 'deliveryTimeoutMs' | 'queueHeartbeatSeconds' | 'queueSuperviseSeconds' | 'dbPoolMax'>;
+
+/**
+ * Starts pg-boss in its own schema and makes sure the delivery queue exists.
+ *
+ * The timings are what make a killed worker harmless within seconds: a job whose worker stops
+ * heart-beating is failed by the next supervise pass and, through its job-level retry, handed
+ * to another worker. Job-level retries exist only for that (our own faults and crashes); the
+ * webhook's retry policy is applied by the worker, which schedules a new job per attempt.
+ */
+export async function startQueue(connectionString: string, settings: QueueSettings, log: Logger, options: { supervise?: boolean } = {}): Promise<PgBoss> {
+  const boss = new PgBoss({
+    connectionString,
+    schema: QUEUE_SCHEMA,
+    application_name: 'hookrelay-queue',
+    max: settings.dbPoolMax,
+    useListenNotify: true,
+    supervise: options.supervise ?? true,
+    superviseIntervalSeconds: settings.queueSuperviseSeconds,
+    monitorIntervalSeconds: settings.queueSuperviseSeconds,
+    schedule: false,
+  });
+  boss.on('error', (err) => log.error('queue error', { err }));
+  boss.on('warning', (warning) => log.warn('queue warning', { warning }));
+  await boss.start();
+  await boss.createQueue(DELIVERY_QUEUE, {
+    notify: true,
+    heartbeatSeconds: settings.queueHeartbeatSeconds,
+    // Longer than any attempt can take (its deadline plus recording), so expiry only ever
+    // catches a worker that hung without losing its heartbeat.
+    expireInSeconds: Math.ceil(settings.deliveryTimeoutMs / 1000) + 60,
+    // A job is retried this often for our own faults (a worker killed, PostgreSQL restarting);
+    // receiver failures never fail a job.
+    retryLimit: 1_000,
+    retryDelay: 1,
+    retryBackoff: true,
+    retryDelayMax: 60,
+    // A webhook may wait long for its next attempt (maxDelayMs is up to 7 days); its job must
+    // outlive that wait by far, or pg-boss would delete a job that still carries a webhook.
+    retentionSeconds: 366 * 24 * 3600,
+    deleteAfterSeconds: 24 * 3600,
+  });
+  return boss;
+}

@@ -1,0 +1,164 @@
+import { Agent, errors as undiciErrors, request } from 'undici';
+
+/**
+ * One HTTP attempt. A receiver's failure is data, not an exception: `send` resolves with an
+ * outcome for every answer, refusal, reset and timeout; it rejects only for our own faults.
+ */
+
+export const ERROR_CLASS = Object.freeze({
+  timeout: 'timeout',
+  connectionRefused: 'connection_refused',
+  connectionReset: 'connection_reset',
+  dns: 'dns',
+  tls: 'tls',
+  httpStatus: 'http_status',
+  redirect: 'redirect',
+  invalidResponse: 'invalid_response',
+  network: 'network',
+} as const);
+export type ErrorClass = (typeof ERROR_CLASS)[keyof typeof ERROR_CLASS];
+
+export interface SendRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  /** Deadline of the whole attempt: connect, request, response headers and body. */
+  timeoutMs: number;
+  /** At most this many bytes of the response body are read; the socket is dropped after. */
+  maxResponseBytes: number;
+}
+
+export interface SendResult {
+  ok: boolean;
+  statusCode: number | null;
+  /** The response headers, lower-cased; empty when there was no response. */
+  responseHeaders: Record<string, string>;
+  /** The bytes read of the response body (at most maxResponseBytes). */
+  responseBody: Buffer;
+  durationMs: number;
+  errorClass: ErrorClass | null;
+  error: string | null;
+}
+
+/** Headers that describe one connection, not the message; a sender never forwards them. */
+export const HOP_BY_HOP = Object.freeze(new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',
+  'te', 'trailer', 'transfer-encoding', 'upgrade',
+]));
+
+export interface Sender {
+  send(req: SendRequest): Promise<SendResult>;
+  close(): Promise<void>;
+}
+
+export function createSender(options: { connections?: number } = {}): Sender {
+  const agent = new Agent({
+    // Per origin. Enough for a busy endpoint, bounded so one endpoint cannot take every socket.
+    connections: options.connections ?? 64,
+    keepAliveTimeout: 4_000,
+    // Our own deadline (an AbortSignal) covers the whole attempt; these only need to be no
+    // shorter than any deadline we set.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connect: { timeout: 300_000 },
+    // Large or lying response headers become an error rather than memory.
+    maxHeaderSize: 16 * 1024,
+  });
+  return {
+    send: (req) => send(agent, req),
+    close: () => agent.close(),
+  };
+}
+
+async function send(agent: Agent, req: SendRequest): Promise<SendResult> {
+  const started = performance.now();
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DeadlineError(req.timeoutMs)), req.timeoutMs);
+  const elapsed = () => Math.round(performance.now() - started);
+  try {
+    const res = await request(req.url, {
+      dispatcher: agent,
+      method: 'POST',
+      headers: req.headers,
+      body: req.body,
+      signal: controller.signal,
+      // Redirects are never followed: a 3xx is a failure. Following one would let a receiver
+      // steer our requests (and its signed payload) to any address, past every check made
+      // on the registered URL.
+    });
+    const responseHeaders: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (v !== undefined) responseHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    const responseBody = await readCapped(res.body, req.maxResponseBytes);
+    const statusCode = res.statusCode;
+    const ok = statusCode >= 200 && statusCode < 300;
+    return {
+      ok,
+      statusCode,
+      responseHeaders,
+      responseBody,
+      durationMs: elapsed(),
+      errorClass: ok ? null : statusCode >= 300 && statusCode < 400 ? ERROR_CLASS.redirect : ERROR_CLASS.httpStatus,
+      error: ok ? null : statusCode >= 300 && statusCode < 400
+        ? `redirect (${statusCode}) not followed`
+        : `receiver answered ${statusCode}`,
+    };
+  } catch (err) {
+    const { errorClass, message } = classify(err, controller.signal);
+    return { ok: false, statusCode: null, responseHeaders: {}, responseBody: Buffer.alloc(0), durationMs: elapsed(), errorClass, error: message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no complete answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** Reads at most `cap` bytes, then destroys the stream so the rest never reaches memory. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, cap: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const room = cap - size;
+    if (chunk.length >= room) {
+      chunks.push(chunk.subarray(0, room));
+      size = cap;
+      body.destroy();
+      break;
+    }
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(chunks, size);
+}
+
+const TLS_CODES = /^(CERT_|ERR_TLS_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|ERR_SSL_|EPROTO$)/;
+
+function classify(err: unknown, signal: AbortSignal): { errorClass: ErrorClass; message: string } {
+  if (signal.aborted && signal.reason instanceof DeadlineError) {
+    return { errorClass: ERROR_CLASS.timeout, message: signal.reason.message };
+  }
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e?.code ?? e?.cause?.code ?? '';
+  const message = e?.message ?? String(err);
+  if (code === 'ECONNREFUSED') return { errorClass: ERROR_CLASS.connectionRefused, message: 'connection refused' };
+  if (code === 'ECONNRESET' || code === 'EPIPE' || err instanceof undiciErrors.SocketError) {
+    return { errorClass: ERROR_CLASS.connectionReset, message: 'connection closed by the receiver before a complete answer' };
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
+    return { errorClass: ERROR_CLASS.dns, message: `host name not resolved (${code})` };
+  }
+  if (TLS_CODES.test(code)) return { errorClass: ERROR_CLASS.tls, message: `TLS failure (${code})` };
+  if (code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO') {
+    return { errorClass: ERROR_CLASS.invalidResponse, message: `invalid HTTP response (${code})` };
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') {
+    return { errorClass: ERROR_CLASS.timeout, message: `timed out (${code})` };
+  }
+  return { errorClass: ERROR_CLASS.network, message: code ? `${code}: ${message}` : message };
+}

@@ -1,0 +1,175 @@
+import type { PgBoss, Job, JobResult } from 'pg-boss';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import type { Logger } from '../log.ts';
+import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
+import { recordAttempt, type Outcome } from './record.ts';
+import { nextRetry } from './retry-policy.ts';
+import { HOP_BY_HOP, type Sender } from './send.ts';
+import { signatureHeaders } from './sign.ts';
+
+/**
+ * The worker only orchestrates. For each job of a fetched batch:
+ *   load → (stale? complete) → sign → send → decide (retry policy) → record.
+ * Every decision is made by a pure function; every write happens in `record`.
+ */
+
+export interface WorkerDeps {
+  db: Db;
+  boss: PgBoss;
+  sender: Sender;
+  log: Logger;
+  config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'>;
+  now?: () => number;
+  random?: () => number;
+  /** Told when an attempt scheduled a retry, so the process can wake itself when it is due. */
+  onRetryScheduled?: (at: Date) => void;
+}
+
+export interface Worker {
+  /** Wakes the fetch loop now (after a local commit), instead of waiting for NOTIFY or a poll. */
+  wake(): void;
+  stop(): Promise<void>;
+}
+
+export const USER_AGENT = 'hookrelay/0.1';
+
+/** Polling is the backstop for deferred jobs (NOTIFY fires when a job is created, not when it
+ * comes due); a retry due sooner than this is woken by a local timer instead. */
+const POLL_SECONDS = 5;
+
+export async function startWorker(deps: WorkerDeps): Promise<Worker> {
+  const { boss, config } = deps;
+  const timers = new Set<NodeJS.Timeout>();
+  let workerId = '';
+  const wakeAt = (at: Date) => {
+    const delay = at.getTime() - Date.now();
+    if (delay >= POLL_SECONDS * 1000) return;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      boss.notifyWorker(workerId);
+    }, Math.max(0, delay));
+    timer.unref();
+    timers.add(timer);
+  };
+  workerId = await boss.work<DeliveryJob>(
+    DELIVERY_QUEUE,
+    {
+      batchSize: config.workerBatchSize,
+      localConcurrency: config.workerConcurrency,
+      burstWhenBatchFull: true,
+      perJobResults: true,
+      pollingIntervalSeconds: POLL_SECONDS,
+      notifyPollingIntervalSeconds: POLL_SECONDS,
+    },
+    (jobs) => deliverBatch({ ...deps, onRetryScheduled: wakeAt }, jobs),
+  );
+  return {
+    wake: () => boss.notifyWorker(workerId),
+    stop: async () => {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await boss.offWork(DELIVERY_QUEUE, { id: workerId, wait: true });
+    },
+  };
+}
+
+type LoadedWebhook = Awaited<ReturnType<typeof loadBatch>> extends Map<string, infer V> ? V : never;
+
+async function loadBatch(db: Db, ids: string[]) {
+  const rows = await db
+    .selectFrom('webhooks as w')
+    .innerJoin('endpoints as e', 'e.id', 'w.endpoint_id')
+    .select(['w.id', 'w.endpoint_id', 'w.url', 'w.payload', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id', 'e.secret'])
+    .where('w.id', 'in', ids)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export async function deliverBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): Promise<JobResult[]> {
+  const webhooks = await loadBatch(deps.db, [...new Set(jobs.map((j) => j.data.webhookId))]);
+  return Promise.all(jobs.map((job) => deliverOne(deps, job, webhooks.get(job.data.webhookId))));
+}
+
+async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: LoadedWebhook | undefined): Promise<JobResult> {
+  const { db, boss, sender, config } = deps;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const { webhookId, attempt } = job.data;
+  const log = deps.log.child({ webhookId, attempt, endpointId: webhook?.endpoint_id, requestId: webhook?.request_id ?? undefined });
+  try {
+    if (!webhook) {
+      // Cannot happen while webhook and job are written together; say so loudly if it does.
+      log.error('job refers to a webhook that does not exist; completing it');
+      await boss.complete(DELIVERY_QUEUE, job);
+      return { id: job.id, status: 'completed' };
+    }
+    if (webhook.attempts >= attempt || webhook.status === 'delivered' || webhook.status === 'dead') {
+      log.info('stale job: this attempt was already recorded', { recordedAttempts: webhook.attempts, status: webhook.status });
+      await boss.complete(DELIVERY_QUEUE, job);
+      return { id: job.id, status: 'completed' };
+    }
+
+    const body = JSON.stringify(webhook.payload);
+    const startedAt = new Date(now());
+    const headers = requestHeaders(webhook.headers, signatureHeaders({
+      webhookId,
+      timestamp: Math.floor(startedAt.getTime() / 1000),
+      body,
+      secret: webhook.secret,
+    }));
+    const result = await sender.send({ url: webhook.url, headers, body, timeoutMs: config.deliveryTimeoutMs, maxResponseBytes: config.maxResponseBytes });
+
+    let outcome: Outcome;
+    if (result.ok) {
+      outcome = { kind: 'delivered' };
+    } else {
+      const decision = nextRetry(webhook.retry_policy, attempt, random());
+      outcome = decision.kind === 'retry'
+        ? { kind: 'retry', nextAttempt: decision.nextAttempt, at: new Date(now() + decision.delayMs) }
+        : decision;
+    }
+
+    const recorded = await recordAttempt(db, boss, { job, webhookId, endpointId: webhook.endpoint_id, attempt, startedAt, result, outcome });
+    const facts = { statusCode: result.statusCode, durationMs: result.durationMs, errorClass: result.errorClass };
+    if (recorded === 'stale') {
+      log.warn('attempt made but another worker recorded it first', facts);
+    } else if (outcome.kind === 'delivered') {
+      log.info('delivered', facts);
+    } else if (outcome.kind === 'retry') {
+      log.info('attempt failed; retry scheduled', { ...facts, error: result.error, nextAttemptAt: outcome.at.toISOString() });
+      deps.onRetryScheduled?.(outcome.at);
+    } else {
+      log.warn('attempt failed; webhook is dead', { ...facts, error: result.error, reason: outcome.reason });
+    }
+    return { id: job.id, status: 'completed' };
+  } catch (err) {
+    // Our own fault (the database went away, most likely): the job is failed and retried by the
+    // queue, so the webhook is attempted again rather than lost.
+    log.error('delivery job failed; the queue will retry it', { err });
+    return { id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
+const OWN_HEADERS = new Set(['content-type', 'content-length', 'host', 'user-agent']);
+
+/**
+ * User headers first, then ours: a user header can never replace a signature header,
+ * Content-Type, Host, Content-Length or a hop-by-hop header (the API refuses such names too;
+ * this is the second line).
+ */
+export function requestHeaders(user: Record<string, string>, signature: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(user)) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || OWN_HEADERS.has(lower) || lower.startsWith('webhook-') || lower.startsWith('x-webhook-')) continue;
+    headers[lower] = value;
+  }
+  return {
+    ...headers,
+    ...signature,
+    'content-type': 'application/json',
+    'user-agent': USER_AGENT,
+    'accept-encoding': 'identity',
+  };
+}

@@ -1,0 +1,44 @@
+import winston from 'winston';
+
+/**
+ * The logger every module receives from the composition root. Modules never create their
+ * own: they take a `Logger` and make children that carry `requestId`, `webhookId`,
+ * `endpointId`, `attempt`.
+ */
+export type Logger = winston.Logger;
+
+/** Keys whose values never reach a log line, whatever object they sit in. */
+const SECRET_KEYS = /^(authorization|token|secret|password|signingKey|apiKey|x-api-key|cookie|set-cookie)$/i;
+const SECRET_VALUES = /\b(whsec_[A-Za-z0-9+/=]+|hr_[A-Za-z0-9_-]+|Bearer\s+\S+)/g;
+
+function scrub(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return value.replace(SECRET_VALUES, '[redacted]');
+  if (value === null || typeof value !== 'object' || depth > 6) return value;
+  if (value instanceof Error) return { name: value.name, message: scrub(value.message, depth + 1), stack: value.stack };
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.test(k) ? '[redacted]' : scrub(v, depth + 1);
+  return out;
+}
+
+/** Secrets are removed from every field before a line is written (invariant 5). */
+const redact = winston.format((info) => {
+  for (const key of Object.keys(info)) {
+    if (key === 'level') continue;
+    (info as Record<string, unknown>)[key] = SECRET_KEYS.test(key) ? '[redacted]' : scrub(info[key]);
+  }
+  return info;
+});
+
+export function createLogger(options: { level: string; silent?: boolean; stream?: NodeJS.WritableStream }): Logger {
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Console({ stderrLevels: [] });
+  return winston.createLogger({
+    level: options.level,
+    silent: options.silent ?? false,
+    format: winston.format.combine(redact(), winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json()),
+    defaultMeta: { service: 'hookrelay' },
+    transports: [transport],
+  });
+}

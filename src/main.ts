@@ -1,0 +1,160 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { PgBoss } from 'pg-boss';
+import { createApp } from './api/app.ts';
+import { createAuthenticator, ensureAdminToken } from './api/tokens.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createDb, type DbHandle } from './db/database.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.ts';
+import { migrate } from './db/migrate.ts';
+import { startQueue } from './delivery/queue.ts';
+import { createSender, type Sender } from './delivery/send.ts';
+import { startWorker, type Worker } from './delivery/worker.ts';
+import { createLogger, type Logger } from './log.ts';
+
+/**
+ * The composition root: config → log → database (embedded when DATABASE_URL is unset) →
+ * migrations → queue → API and/or worker. Everything is built here and nowhere else.
+ */
+
+export interface Service {
+  /** The port the API listens on (useful with PORT=0), or undefined without the api role. */
+  port: number | undefined;
+  connectionString: string;
+  db: DbHandle;
+  boss: PgBoss;
+  /** Drains: stops accepting requests, lets in-flight deliveries finish, closes everything. */
+  stop(): Promise<void>;
+}
+
+/** Resolves the database to use: DATABASE_URL, or an embedded server under HOOKRELAY_DATA_DIR. */
+export async function openDatabase(config: Config, log: Logger): Promise<{ connectionString: string; embedded?: EmbeddedPostgres }> {
+  if (config.databaseUrl) return { connectionString: config.databaseUrl };
+  const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, log, ...(config.embeddedPort ? { port: config.embeddedPort } : {}) });
+  return { connectionString: embedded.connectionString, embedded };
+}
+
+export async function startService(config: Config, log: Logger): Promise<Service> {
+  const { connectionString, embedded } = await openDatabase(config, log);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  if (embedded) cleanups.push(() => embedded.stop());
+  try {
+    await migrate(connectionString, log);
+    const db = createDb(connectionString, { max: config.dbPoolMax });
+    cleanups.push(() => db.close());
+    const adminId = config.adminToken ? await ensureAdminToken(db.db, config.adminToken) : undefined;
+
+    const boss = await startQueue(connectionString, config, log);
+    cleanups.push(() => boss.stop({ graceful: true, timeout: config.shutdownTimeoutMs, close: true }));
+
+    let worker: Worker | undefined;
+    let sender: Sender | undefined;
+    if (config.roles.includes('worker')) {
+      sender = createSender();
+      const s = sender;
+      cleanups.push(() => s.close());
+      worker = await startWorker({ db: db.db, boss, sender, log, config });
+      const w = worker;
+      cleanups.push(() => w.stop());
+    }
+
+    let draining = false;
+    let server: Server | undefined;
+    let port: number | undefined;
+    if (config.roles.includes('api')) {
+      const app = createApp({
+        db: db.db,
+        boss,
+        config,
+        log,
+        auth: createAuthenticator(db.db, adminId && config.adminToken ? { token: config.adminToken, id: adminId } : undefined),
+        onSubmitted: worker ? worker.wake : undefined,
+        readiness: async () => ({
+          database: await db.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute().then(() => 'ok', (err: Error) => `unreachable: ${err.message}`),
+          queue: draining ? 'draining' : 'ok',
+        }),
+      });
+      server = createServer(app.callback());
+      // Slow or idle clients cannot hold sockets for long.
+      server.headersTimeout = 10_000;
+      server.requestTimeout = 30_000;
+      server.keepAliveTimeout = 5_000;
+      const srv = server;
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(config.port, config.host, () => resolve());
+      });
+      port = (srv.address() as AddressInfo).port;
+      cleanups.push(() => new Promise<void>((resolve) => {
+        srv.close(() => resolve());
+        srv.closeIdleConnections();
+      }));
+      log.info('api listening', { host: config.host, port });
+    }
+    log.info('hookrelay started', { roles: config.roles, embedded: Boolean(embedded) });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      port,
+      connectionString,
+      db,
+      boss,
+      stop() {
+        stopping ??= (async () => {
+          draining = true;
+          // Reverse order of start: API first (no new work), then workers drain, then the
+          // queue, the pools and the embedded server.
+          for (const cleanup of cleanups.reverse()) {
+            await cleanup().catch((err: unknown) => log.error('error while stopping', { err }));
+          }
+          log.info('hookrelay stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    throw err;
+  }
+}
+
+/** Runs the service until SIGTERM or SIGINT, then drains within HOOKRELAY_SHUTDOWN_TIMEOUT_MS. */
+export async function serve(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`hookrelay: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.logLevel });
+  let service: Service;
+  try {
+    service = await startService(config, log);
+  } catch (err) {
+    log.error('hookrelay failed to start', { err });
+    process.exit(1);
+  }
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn('second signal: exiting without waiting', { signal });
+      process.exit(1);
+    }
+    log.info('draining', { signal });
+    const timer = setTimeout(() => {
+      log.error('drain took longer than HOOKRELAY_SHUTDOWN_TIMEOUT_MS; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 5_000);
+    timer.unref();
+    service.stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+if (import.meta.main) await serve();
