@@ -1,0 +1,74 @@
+import { PassThrough } from 'node:stream';
+import type { ExecutionContext } from 'ava';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createToken } from '../../src/api/tokens.ts';
+import { createLogger } from '../../src/log.ts';
+import { startService, type Service } from '../../src/main.ts';
+import { freshDatabase } from './db.ts';
+
+export interface TestService {
+  service: Service;
+  url: string;
+  dbUrl: string;
+  token: string;
+  config: Config;
+  /** Every log line the service wrote, as parsed JSON. */
+  logs: Record<string, any>[];
+  /** fetch against the API with the token set (pass `auth: false` to leave it out). */
+  api(path: string, init?: RequestInit & { json?: unknown; auth?: boolean }): Promise<Response>;
+}
+
+/**
+ * The whole service in this process (API and worker, as `npm start` runs it) on a fresh
+ * database, listening on a free port. Stopped at teardown.
+ */
+export async function startTestService(t: ExecutionContext, env: Record<string, string> = {}): Promise<TestService> {
+  const dbUrl = await freshDatabase(t, { migrate: false });
+  const config = loadConfig({
+    DATABASE_URL: dbUrl,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    HOOKRELAY_DB_POOL_MAX: '4',
+    HOOKRELAY_SHUTDOWN_TIMEOUT_MS: '5000',
+    ...env,
+  });
+  const logs: Record<string, any>[] = [];
+  const stream = new PassThrough();
+  stream.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line));
+  });
+  const service = await startService(config, createLogger({ level: 'debug', stream }));
+  t.teardown(() => service.stop());
+  const { token } = await createToken(service.db.db, 'test');
+  const url = `http://127.0.0.1:${service.port}`;
+  return {
+    service,
+    url,
+    dbUrl,
+    token,
+    config,
+    logs,
+    api(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.auth !== false && !headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+      let body = init.body;
+      if (init.json !== undefined) {
+        body = JSON.stringify(init.json);
+        if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+      }
+      return fetch(url + path, { ...init, headers, body });
+    },
+  };
+}
+
+/** Polls `check` until it returns a value (not undefined) or the time is up. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
