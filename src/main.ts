@@ -55,7 +55,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       cleanups.push(() => s.close());
       worker = await startWorker({ db: db.db, boss, sender, log, config });
       const w = worker;
-      cleanups.push(() => w.stop());
+      cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }
 
     let draining = false;

@@ -66,7 +66,9 @@ export function createSender(options: { connections?: number } = {}): Sender {
   });
   return {
     send: (req) => send(agent, req),
-    close: () => agent.close(),
+    // Called after the worker drained: whatever is still open belongs to attempts that were
+    // handed back to the queue, so sockets are destroyed rather than waited on.
+    close: () => agent.destroy(),
   };
 }
 
@@ -154,7 +156,8 @@ function classify(err: unknown, signal: AbortSignal): { errorClass: ErrorClass; 
     return { errorClass: ERROR_CLASS.dns, message: `host name not resolved (${code})` };
   }
   if (TLS_CODES.test(code)) return { errorClass: ERROR_CLASS.tls, message: `TLS failure (${code})` };
-  if (code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO') {
+  // undici's parser errors do not always carry their HPE_ code, so the class is checked too.
+  if (err instanceof undiciErrors.HTTPParserError || code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO') {
     return { errorClass: ERROR_CLASS.invalidResponse, message: `invalid HTTP response (${code})` };
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') {

@@ -24,12 +24,15 @@ export interface WorkerDeps {
   random?: () => number;
   /** Told when an attempt scheduled a retry, so the process can wake itself when it is due. */
   onRetryScheduled?: (at: Date) => void;
+  /** True for a job given back to the queue at shutdown: its attempt is not ours to record. */
+  handedBack?: (jobId: string) => boolean;
 }
 
 export interface Worker {
   /** Wakes the fetch loop now (after a local commit), instead of waiting for NOTIFY or a poll. */
   wake(): void;
-  stop(): Promise<void>;
+  /** Stops fetching and waits up to `graceMs` for attempts in flight; the rest go back to the queue. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export const USER_AGENT = 'hookrelay/0.1';
@@ -41,6 +44,8 @@ const POLL_SECONDS = 5;
 export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const { boss, config } = deps;
   const timers = new Set<NodeJS.Timeout>();
+  const inFlight = new Map<string, { id: string; retryCount: number }>();
+  const handedBack = new Set<string>();
   let workerId = '';
   const wakeAt = (at: Date) => {
     const delay = at.getTime() - Date.now();
@@ -62,14 +67,36 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       pollingIntervalSeconds: POLL_SECONDS,
       notifyPollingIntervalSeconds: POLL_SECONDS,
     },
-    (jobs) => deliverBatch({ ...deps, onRetryScheduled: wakeAt }, jobs),
+    async (jobs) => {
+      for (const job of jobs) inFlight.set(job.id, { id: job.id, retryCount: job.retryCount });
+      try {
+        return await deliverBatch({ ...deps, onRetryScheduled: wakeAt, handedBack: (id) => handedBack.has(id) }, jobs);
+      } finally {
+        for (const job of jobs) inFlight.delete(job.id);
+      }
+    },
   );
   return {
     wake: () => boss.notifyWorker(workerId),
-    stop: async () => {
+    async stop(graceMs = Number.POSITIVE_INFINITY) {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      await boss.offWork(DELIVERY_QUEUE, { id: workerId, wait: true });
+      let timer: NodeJS.Timeout | undefined;
+      const drained = boss.offWork(DELIVERY_QUEUE, { id: workerId, wait: true }).then(() => true);
+      const expired = new Promise<false>((resolve) => {
+        if (Number.isFinite(graceMs)) timer = setTimeout(() => resolve(false), graceMs);
+      });
+      const done = await Promise.race([drained, expired]);
+      clearTimeout(timer);
+      if (!done && inFlight.size > 0) {
+        // Attempts still running at the end of the grace period are handed back to the queue
+        // now (a job-level retry, not a webhook attempt), so another instance takes them at
+        // once instead of after a missed heartbeat. The receiver may see them twice.
+        const jobs = [...inFlight.values()];
+        for (const job of jobs) handedBack.add(job.id);
+        deps.log.warn('shutdown grace period over; handing in-flight deliveries back to the queue', { jobs: jobs.length });
+        await boss.fail(DELIVERY_QUEUE, jobs, { message: 'worker shut down before the attempt finished' });
+      }
     },
   };
 }
@@ -116,9 +143,14 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
       webhookId,
       timestamp: Math.floor(startedAt.getTime() / 1000),
       body,
-      secret: webhook.secret,
+      keys: [{ id: webhook.endpoint_id, secret: webhook.secret }],
     }));
     const result = await sender.send({ url: webhook.url, headers, body, timeoutMs: config.deliveryTimeoutMs, maxResponseBytes: config.maxResponseBytes });
+
+    if (deps.handedBack?.(job.id)) {
+      log.info('attempt abandoned at shutdown; the queue hands it to another worker', { errorClass: result.errorClass });
+      return { id: job.id, status: 'failed', output: { message: 'abandoned at shutdown' } };
+    }
 
     let outcome: Outcome;
     if (result.ok) {
