@@ -1,14 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { Database, Endpoint } from '../db/schema.ts';
-import { SECRET_PREFIX } from '../delivery/sign.ts';
+import { newSecret } from '../delivery/sign.ts';
 import { newId } from '../ids.ts';
-
-/** A fresh signing secret: `whsec_` and the base64 of 32 random bytes. */
-export function newSecret(): string {
-  return SECRET_PREFIX + randomBytes(32).toString('base64');
-}
 
 /**
  * The one endpoint for `url`, registered with a new secret on first use. Runs inside the
