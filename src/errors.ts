@@ -76,6 +76,6 @@ export function fieldError(field: string, message: string): FieldError {
 }
 
 /** Shorthand for a 400 about one field. */
-export function badField(field: string, message: string, code = 'invalid_request'): AppError {
+export function badField(field: string, message: string, code = 'validation_failed'): AppError {
   return new AppError(400, code, `${field || 'body'}: ${message}`, { errors: [fieldError(field, message)] });
 }

@@ -90,11 +90,20 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
       if (operation.secured) await authenticate(ctx, deps);
       validateHeaders(ctx, operation);
       if (operation.body) {
-        // null: there is no body at all; false: there is one of another type.
+        // null or an empty body: nothing to parse; false: a body of another type.
         const type = ctx.request.is('application/json', '+json');
-        if (type === null) throw new AppError(400, 'validation_failed', 'a JSON request body is required', { errors: [fieldError('', 'is required')] });
+        if (type === null || ctx.request.length === 0) {
+          throw new AppError(400, 'validation_failed', 'a JSON request body is required', { errors: [fieldError('', 'is required')] });
+        }
         if (type === false) throw new AppError(415, 'unsupported_media_type', 'the request body must be application/json');
-        await bodyParser(ctx as unknown as Koa.Context, async () => {});
+        try {
+          await bodyParser(ctx as unknown as Koa.Context, async () => {});
+        } catch (err) {
+          // Errors with a status (too large, bad JSON) are rendered as such; anything else from
+          // reading the body (a corrupt gzip stream, say) is still the client's malformed body.
+          if (isHttpError(err)) throw err;
+          throw new AppError(400, 'invalid_body', 'the request body could not be read (bad Content-Encoding?)');
+        }
         const body = ctx.request.body;
         if (!operation.body.validate(body)) {
           const errors = toFieldErrors(operation.body.validate.errors);

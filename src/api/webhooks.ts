@@ -33,6 +33,7 @@ function payloadProblem(value: unknown, path: string[], depth = 0): FieldError |
     if (!value.isWellFormed()) return fieldError(here(), 'must not contain unpaired UTF-16 surrogates');
     return undefined;
   }
+  if (typeof value === 'number' && !Number.isFinite(value)) return fieldError(here(), 'is a number outside the range JSON numbers can carry');
   if (value === null || typeof value !== 'object') return undefined;
   const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
   for (const [key, child] of entries) {
@@ -106,14 +107,15 @@ const deliverWebhook: Handler = async (ctx, deps) => {
   const lowerNames = Object.keys(headers).map((n) => n.toLowerCase());
   const duplicate = lowerNames.find((n, i) => lowerNames.indexOf(n) !== i);
   if (duplicate) throw badField(`headers.${duplicate}`, 'is given twice (header names are case-insensitive)');
+  // Checked before serializing: absurd nesting would overflow JSON.stringify's stack.
+  const problem = payloadProblem(body.payload, []);
+  if (problem) throw new AppError(400, 'validation_failed', `${problem.field} ${problem.message}`, { errors: [problem] });
   const serialized = JSON.stringify(body.payload);
   if (Buffer.byteLength(serialized) > deps.config.maxPayloadBytes) {
     throw new AppError(413, 'payload_too_large', `payload is larger than ${deps.config.maxPayloadBytes} bytes`, {
       errors: [fieldError('payload', `must be at most ${deps.config.maxPayloadBytes} bytes as JSON`)],
     });
   }
-  const problem = payloadProblem(body.payload, []);
-  if (problem) throw new AppError(400, 'validation_failed', `${problem.field} ${problem.message}`, { errors: [problem] });
   const retryPolicy = resolvePolicy(body.retryPolicy, deps.config.retry);
 
   const idempotencyKey = ctx.get('idempotency-key') || undefined;
