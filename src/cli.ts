@@ -1,8 +1,11 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, SETTINGS } from './config.ts';
+import { ConfigError, loadConfig, SETTINGS, type Config } from './config.ts';
+import { rewrapKeys } from './endpoints/keys.ts';
+import { KeyringError } from './endpoints/keyring.ts';
+import { loadKeyring } from './endpoints/master-key.ts';
 import { createDb } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 import { openDatabase, serve } from './main.ts';
 import { createToken } from './api/tokens.ts';
 
@@ -12,6 +15,8 @@ commands:
   serve                       run the API and workers (as HOOKRELAY_ROLES says)
   migrate                     apply pending database migrations and exit
   token create --name NAME    create an API token; the token is printed once, on the last line
+  keys rewrap                 re-encrypt every signing secret under HOOKRELAY_MASTER_KEY
+                              (old master keys in HOOKRELAY_PREVIOUS_MASTER_KEYS)
   settings                    list every setting with its default
 
 With DATABASE_URL unset, commands use the embedded PostgreSQL under HOOKRELAY_DATA_DIR
@@ -22,14 +27,14 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-async function withDatabase<T>(fn: (connectionString: string) => Promise<T>): Promise<T> {
+async function withDatabase<T>(fn: (connectionString: string, context: { config: Config; log: Logger; embedded: boolean }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   // CLI commands log only warnings and errors, to stderr, so their stdout stays clean.
   const log = createLogger({ level: 'warn', stream: process.stderr });
   const { connectionString, embedded } = await openDatabase(config, log);
   try {
     await migrate(connectionString, log);
-    return await fn(connectionString);
+    return await fn(connectionString, { config, log, embedded: Boolean(embedded) });
   } finally {
     await embedded?.stop();
   }
@@ -62,6 +67,21 @@ async function main(argv: string[]): Promise<void> {
       console.log(created.token);
       return;
     }
+    case 'keys': {
+      const [sub] = rest;
+      if (sub !== 'rewrap') fail(`unknown keys command ${JSON.stringify(sub ?? '')}\n${USAGE}`);
+      const result = await withDatabase(async (connectionString, { config, log, embedded }) => {
+        const keyring = await loadKeyring(config, log, embedded);
+        const db = createDb(connectionString, { max: 2 });
+        try {
+          return await rewrapKeys(db.db, keyring);
+        } finally {
+          await db.close();
+        }
+      });
+      console.log(`rewrapped ${result.rewrapped} of ${result.total} signing keys under the current master key`);
+      return;
+    }
     case 'settings':
       for (const s of SETTINGS) console.log(`${s.env.padEnd(34)} ${(s.default ?? '(unset)').padEnd(14)} ${s.doc}`);
       return;
@@ -77,7 +97,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError) fail(err.message);
+  if (err instanceof ConfigError || err instanceof KeyringError) fail(err.message);
   if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) fail(err.message);
   console.error(`hookrelay: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -24,6 +24,9 @@ export interface Config {
   dataDir: string;
   embeddedPort: number | undefined;
   adminToken: string | undefined;
+  /** Base64 of 32 bytes; undefined means: generate one into the data directory (embedded only). */
+  masterKey: string | undefined;
+  previousMasterKeys: readonly string[];
   logLevel: string;
   roles: readonly Role[];
   maxPayloadBytes: number;
@@ -61,6 +64,8 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_DATA_DIR', default: './.hookrelay', unit: 'path', doc: 'Where the embedded PostgreSQL keeps its data (only used when DATABASE_URL is unset).' },
   { env: 'HOOKRELAY_EMBEDDED_PORT', default: undefined, unit: 'TCP port', doc: 'Port of the embedded PostgreSQL. Unset: a free port is chosen at each start.' },
   { env: 'HOOKRELAY_ADMIN_TOKEN', default: undefined, unit: 'string, 16-512 chars', doc: 'An API token accepted in addition to those made with `hookrelay token create`; stored hashed at start.' },
+  { env: 'HOOKRELAY_MASTER_KEY', default: undefined, unit: 'base64, 32 bytes', doc: 'Key that encrypts signing secrets at rest (AES-256-GCM). Required with DATABASE_URL; with the embedded database one is generated once into HOOKRELAY_DATA_DIR/master.key.' },
+  { env: 'HOOKRELAY_PREVIOUS_MASTER_KEYS', default: undefined, unit: 'list of base64', doc: 'Former master keys still accepted for decrypting, while `hookrelay keys rewrap` re-encrypts everything under HOOKRELAY_MASTER_KEY.' },
   { env: 'LOG_LEVEL', default: 'info', unit: 'error|warn|info|debug', doc: 'Least severe level written to the JSON log on stdout.' },
   { env: 'HOOKRELAY_ROLES', default: 'api,worker', unit: 'list', doc: 'What this process runs: `api`, `worker`, or both. Scale out by running more processes against one database.' },
   { env: 'HOOKRELAY_MAX_PAYLOAD_BYTES', default: '262144', unit: 'bytes', doc: 'Largest accepted webhook payload (serialized JSON); larger ones get 413.' },
@@ -119,6 +124,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (adminToken !== undefined && (adminToken.length < 16 || adminToken.length > 512 || /\s/.test(adminToken))) {
     throw new ConfigError('HOOKRELAY_ADMIN_TOKEN must be 16 to 512 characters without white space');
   }
+  const masterKey = raw(env, 'HOOKRELAY_MASTER_KEY');
+  const previousMasterKeys = (raw(env, 'HOOKRELAY_PREVIOUS_MASTER_KEYS') ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  for (const [name, value] of [['HOOKRELAY_MASTER_KEY', masterKey], ...previousMasterKeys.map((k) => ['HOOKRELAY_PREVIOUS_MASTER_KEYS', k])] as const) {
+    if (value === undefined) continue;
+    const bytes = Buffer.from(value, 'base64');
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || bytes.length !== 32) {
+      throw new ConfigError(`${name} must be the base64 of exactly 32 bytes (e.g. from \`openssl rand -base64 32\`)`);
+    }
+  }
   const logLevel = raw(env, 'LOG_LEVEL') ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of error, warn, info, debug (got ${JSON.stringify(logLevel)})`);
@@ -144,6 +158,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: raw(env, 'HOOKRELAY_DATA_DIR') ?? './.hookrelay',
     embeddedPort: optionalInt(env, 'HOOKRELAY_EMBEDDED_PORT', 1, 65535),
     adminToken,
+    masterKey,
+    previousMasterKeys: Object.freeze(previousMasterKeys),
     logLevel,
     roles: Object.freeze([...new Set(roleList)] as Role[]),
     maxPayloadBytes: int(env, 'HOOKRELAY_MAX_PAYLOAD_BYTES', 1024, 64 * 1024 * 1024),

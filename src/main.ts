@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createDb, type DbHandle } from './db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
+import { loadKeyring } from './endpoints/master-key.ts';
 import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
 import { startWorker, type Worker } from './delivery/worker.ts';
@@ -40,6 +41,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
   if (embedded) cleanups.push(() => embedded.stop());
   try {
     await migrate(connectionString, log);
+    const keyring = await loadKeyring(config, log, Boolean(embedded));
     const db = createDb(connectionString, { max: config.dbPoolMax });
     cleanups.push(() => db.close());
     const adminId = config.adminToken ? await ensureAdminToken(db.db, config.adminToken) : undefined;
@@ -53,7 +55,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       sender = createSender();
       const s = sender;
       cleanups.push(() => s.close());
-      worker = await startWorker({ db: db.db, boss, sender, log, config });
+      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config });
       const w = worker;
       cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }
@@ -65,6 +67,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       const app = createApp({
         db: db.db,
         boss,
+        keyring,
         config,
         log,
         auth: createAuthenticator(db.db, adminId && config.adminToken ? { token: config.adminToken, id: adminId } : undefined),

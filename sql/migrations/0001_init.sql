@@ -18,27 +18,63 @@ CREATE TABLE hookrelay.api_tokens (
   CONSTRAINT api_tokens_token_hash_check CHECK (length(token_hash) = 32)
 );
 
--- A receiving URL. The first webhook to a URL registers one, with its own signing secret.
+-- A receiving URL and how to deliver to it. The first webhook to a URL registers one; the
+-- endpoints API configures them. Deleting is soft: deleted_at is set and history stays.
 CREATE TABLE hookrelay.endpoints (
-  id          text        NOT NULL,
-  url         text        NOT NULL,
-  secret      text        NOT NULL,
-  enabled     boolean     NOT NULL DEFAULT true,
-  created_at  timestamptz NOT NULL DEFAULT now(),
-  updated_at  timestamptz NOT NULL DEFAULT now(),
+  id                   text        NOT NULL,
+  url                  text        NOT NULL,
+  description          text        NOT NULL DEFAULT '',
+  enabled              boolean     NOT NULL DEFAULT true,
+  disabled_reason      text,
+  headers              jsonb       NOT NULL DEFAULT '{}',
+  retry_policy         jsonb,
+  timeout_ms           integer,
+  signature_algorithm  text        NOT NULL DEFAULT 'hmac-sha256',
+  metadata             jsonb       NOT NULL DEFAULT '{}',
+  created_at           timestamptz NOT NULL DEFAULT now(),
+  updated_at           timestamptz NOT NULL DEFAULT now(),
+  deleted_at           timestamptz,
   CONSTRAINT endpoints_pkey PRIMARY KEY (id),
-  CONSTRAINT endpoints_url_key UNIQUE (url),
   CONSTRAINT endpoints_url_check CHECK (url ~ '^https?://'),
-  CONSTRAINT endpoints_secret_check CHECK (secret ~ '^whsec_')
+  CONSTRAINT endpoints_description_check CHECK (length(description) <= 1000),
+  CONSTRAINT endpoints_timeout_ms_check CHECK (timeout_ms IS NULL OR timeout_ms BETWEEN 100 AND 300000),
+  CONSTRAINT endpoints_signature_algorithm_check CHECK (signature_algorithm IN ('hmac-sha256', 'hmac-sha512', 'ed25519')),
+  CONSTRAINT endpoints_headers_check CHECK (jsonb_typeof(headers) = 'object'),
+  CONSTRAINT endpoints_metadata_check CHECK (jsonb_typeof(metadata) = 'object')
 );
 
--- One submitted webhook and its delivery state. `attempts` counts recorded attempts; the
+-- One live endpoint per URL: webhooks submitted by URL find it here.
+CREATE UNIQUE INDEX endpoints_url_live_key ON hookrelay.endpoints (url) WHERE deleted_at IS NULL;
+CREATE INDEX endpoints_created_idx ON hookrelay.endpoints (id) WHERE deleted_at IS NULL;
+
+-- Signing keys, sealed with the master key (AES-256-GCM, the endpoint and key ids as
+-- associated data). Each endpoint has one current key (expires_at IS NULL) and any number
+-- of previous keys that keep signing until their expires_at.
+CREATE TABLE hookrelay.signing_keys (
+  id             text        NOT NULL,
+  endpoint_id    text        NOT NULL,
+  kind           text        NOT NULL,
+  sealed_secret  bytea       NOT NULL,
+  public_key     text,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  expires_at     timestamptz,
+  CONSTRAINT signing_keys_pkey PRIMARY KEY (id),
+  CONSTRAINT signing_keys_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES hookrelay.endpoints (id),
+  CONSTRAINT signing_keys_kind_check CHECK (kind IN ('hmac', 'ed25519')),
+  CONSTRAINT signing_keys_public_key_check CHECK ((kind = 'ed25519') = (public_key IS NOT NULL))
+);
+
+CREATE UNIQUE INDEX signing_keys_current_key ON hookrelay.signing_keys (endpoint_id) WHERE expires_at IS NULL;
+CREATE INDEX signing_keys_endpoint_idx ON hookrelay.signing_keys (endpoint_id, expires_at);
+
+-- One submitted webhook and its delivery state. `body` is the payload serialized once, at
+-- submission: exactly the bytes every attempt signs and sends (`body::jsonb` to query it). `attempts` counts recorded attempts; the
 -- queue job for attempt `attempts + 1` exists exactly while status is pending or retrying.
 CREATE TABLE hookrelay.webhooks (
   id                 text        NOT NULL,
   endpoint_id        text        NOT NULL,
   url                text        NOT NULL,
-  payload            jsonb       NOT NULL,
+  body               text        NOT NULL,
   headers            jsonb       NOT NULL DEFAULT '{}',
   retry_policy       jsonb       NOT NULL,
   status             text        NOT NULL DEFAULT 'pending',

@@ -6,17 +6,20 @@ import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { constraintProblem } from '../db/constraints.ts';
-import { AppError, fieldError, toProblem } from '../errors.ts';
+import { AppError, badField, fieldError, toProblem } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { loadSpec, toFieldErrors, type Operation, type Spec } from './spec.ts';
 import type { Authenticator } from './tokens.ts';
+import type { Keyring } from '../endpoints/keyring.ts';
 import { webhookHandlers } from './webhooks.ts';
 import { endpointHandlers } from './endpoints.ts';
 import { healthHandlers, type Readiness } from './health.ts';
+import { signatureHandlers } from './signatures.ts';
 
 export interface AppDeps {
   db: Db;
   boss: PgBoss;
+  keyring: Keyring;
   config: Pick<Config, 'maxPayloadBytes' | 'retry'>;
   log: Logger;
   auth: Authenticator;
@@ -31,6 +34,8 @@ export interface RequestState {
   log: Logger;
   tokenId?: string;
   operation: Operation;
+  /** Query parameters the document declares, converted and validated. */
+  query: Record<string, unknown>;
 }
 
 export type Context = RouterContext<RequestState>;
@@ -47,7 +52,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function createApp(deps: AppDeps): Koa<RequestState> {
   const spec = deps.spec ?? loadSpec();
-  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...healthHandlers };
+  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...healthHandlers };
   const app = new Koa<RequestState>();
   app.proxy = false;
   app.silent = true;
@@ -89,7 +94,11 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
       ctx.state.operation = operation;
       if (operation.secured) await authenticate(ctx, deps);
       validateHeaders(ctx, operation);
-      if (operation.body) {
+      ctx.state.query = validateQuery(ctx, operation);
+      const hasBody = ctx.request.length !== 0 && (ctx.request.length !== undefined || ctx.get('transfer-encoding') !== '');
+      if (operation.body && !operation.body.required && !hasBody) {
+        ctx.request.body = {};
+      } else if (operation.body) {
         // null or an empty body: nothing to parse; false: a body of another type.
         const type = ctx.request.is('application/json', '+json');
         if (type === null || ctx.request.length === 0) {
@@ -137,6 +146,25 @@ async function authenticate(ctx: Context, deps: AppDeps): Promise<void> {
   }
   ctx.state.tokenId = tokenId;
   ctx.state.log = ctx.state.log.child({ tokenId });
+}
+
+function validateQuery(ctx: Context, operation: Operation): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const param of operation.query) {
+    const given = ctx.query[param.name];
+    if (given === undefined) {
+      if (param.required) throw badField(param.name, 'is a required query parameter');
+      continue;
+    }
+    if (Array.isArray(given)) throw badField(param.name, 'is given more than once');
+    const value = param.coerce(given);
+    if (!param.validate(value)) {
+      const errors = toFieldErrors(param.validate.errors, param.name);
+      throw new AppError(400, 'validation_failed', `query parameter ${param.name} ${errors[0]?.message ?? 'is invalid'}`, { errors });
+    }
+    out[param.name] = value;
+  }
+  return out;
 }
 
 function validateHeaders(ctx: Context, operation: Operation): void {

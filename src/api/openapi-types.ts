@@ -65,11 +65,144 @@ export interface paths {
         };
         /**
          * The endpoint's current signing secret
-         * @description Receivers use it to verify the `webhook-signature` header (Standard Webhooks).
+         * @description Receivers use it to verify the `webhook-signature` header (Standard Webhooks). 409 for
+         *     ed25519 endpoints: their receivers need only the public key.
          */
         get: operations["getEndpointSecret"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhooks, newest first
+         * @description Cursor pagination in a stable order (newest first, by id): pages never repeat or skip
+         *     a webhook while new ones arrive. Pass `nextCursor` back as `cursor` for the next page.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List endpoints, oldest first */
+        get: operations["listEndpoints"];
+        put?: never;
+        /** Register an endpoint */
+        post: operations["createEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An endpoint (deleted ones too, with deletedAt set) */
+        get: operations["getEndpoint"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an endpoint (soft)
+         * @description The endpoint and its history stay readable (with `deletedAt` set) and its URL is free
+         *     for a new endpoint. Webhooks still waiting for it end `dead` with the error
+         *     `endpoint deleted`.
+         */
+        delete: operations["deleteEndpoint"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an endpoint
+         * @description Only the fields given change; `retryPolicy` and `timeoutMs` may be `null` to fall back
+         *     to the server defaults. Switching between an HMAC algorithm and `ed25519` gives the
+         *     endpoint a new key of the other kind; the old key keeps signing for 24 hours.
+         */
+        patch: operations["updateEndpoint"];
+        trace?: never;
+    };
+    "/api/v1/endpoints/{id}/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the endpoint's signing key
+         * @description The new key becomes current at once. The old one keeps signing until `graceSeconds`
+         *     have passed (default 86400): meanwhile each delivery carries one signature per active
+         *     key, so receivers can switch secrets without missing a delivery.
+         */
+        post: operations["rotateEndpointSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/endpoints/{id}/public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public key of an ed25519 endpoint
+         * @description Receivers verify `v1a` signatures with it and need no shared secret. 409 for HMAC endpoints.
+         */
+        get: operations["getEndpointPublicKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/signatures/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check a delivery's signature
+         * @description Verifies `body` and `headers` as a receiver got them, either against an endpoint's
+         *     active keys (`endpointId`) or against a given `secret`. Standard Webhooks headers are
+         *     checked when present, X-Webhook-* otherwise. Comparisons are constant-time.
+         */
+        post: operations["verifySignature"];
         delete?: never;
         options?: never;
         head?: never;
@@ -117,13 +250,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Exactly one of `url` and `endpointId`. */
         DeliverRequest: {
+            /** @description Deliver through this endpoint (its headers, retry policy, timeout and keys). */
+            endpointId?: string;
             /**
              * Format: uri
-             * @description Where to POST the payload (http or https).
+             * @description Where to POST the payload (http or https). The live endpoint with this URL is used, or registered on first use.
              * @example https://customer.example.com/webhook
              */
-            url: string;
+            url?: string;
             /** @description Any JSON value; sent as the request body, serialized as compact JSON. */
             payload: unknown;
             headers?: components["schemas"]["Headers"];
@@ -226,6 +362,135 @@ export interface components {
             /** @description `whsec_` followed by the base64 of 32 random bytes; the HMAC key is the decoded bytes. */
             secret: string;
         };
+        SignatureSettings: {
+            /**
+             * @description `hmac-sha256` (default) and `hmac-sha512` sign with the endpoint's `whsec_` secret;
+             *     `webhook-signature` always carries Standard Webhooks `v1` (HMAC-SHA256) entries and
+             *     `X-Webhook-Signature` carries `sha256=` or `sha512=` entries. `ed25519` signs with a
+             *     key pair: `v1a` entries, and `ed25519=` entries in `X-Webhook-Signature`.
+             * @enum {string}
+             */
+            algorithm: "hmac-sha256" | "hmac-sha512" | "ed25519";
+        };
+        EndpointCreate: {
+            /** Format: uri */
+            url: string;
+            description?: string;
+            /** @default true */
+            enabled: boolean;
+            headers?: components["schemas"]["Headers"];
+            retryPolicy?: components["schemas"]["RetryPolicyInput"];
+            /** @description Deadline of one attempt to this endpoint; default HOOKRELAY_DELIVERY_TIMEOUT_MS. */
+            timeoutMs?: number;
+            signature?: components["schemas"]["SignatureSettings"];
+            /** @description Free JSON for the caller's own use. */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /** @description The first key, if the caller brings one (`whsec_` + base64 of 24 to 64 bytes; `whsk_` + base64 32-byte seed for ed25519). Generated otherwise. */
+            secret?: string;
+        };
+        EndpointUpdate: {
+            /** Format: uri */
+            url?: string;
+            description?: string;
+            enabled?: boolean;
+            headers?: components["schemas"]["Headers"];
+            retryPolicy?: components["schemas"]["RetryPolicyInput"] | null;
+            timeoutMs?: number | null;
+            signature?: components["schemas"]["SignatureSettings"];
+            metadata?: {
+                [key: string]: unknown;
+            };
+        };
+        Endpoint: {
+            id: string;
+            url: string;
+            description: string;
+            enabled: boolean;
+            disabledReason: string | null;
+            headers: {
+                [key: string]: string;
+            };
+            /** @description The endpoint's own policy fields (null when it uses the server defaults). */
+            retryPolicy: components["schemas"]["RetryPolicyInput"] | null;
+            timeoutMs: number | null;
+            signature: components["schemas"]["SignatureSettings"];
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** Format: date-time */
+            deletedAt: string | null;
+        };
+        EndpointList: {
+            data: components["schemas"]["Endpoint"][];
+            nextCursor: string | null;
+        };
+        WebhookSummary: {
+            id: string;
+            url: string;
+            endpointId: string;
+            status: components["schemas"]["Status"];
+            attempts: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            lastAttemptAt: string | null;
+            /** Format: date-time */
+            nextAttemptAt: string | null;
+            /** Format: date-time */
+            deliveredAt: string | null;
+            error: string | null;
+        };
+        WebhookList: {
+            data: components["schemas"]["WebhookSummary"][];
+            nextCursor: string | null;
+        };
+        RotateRequest: {
+            /** @description The new key, if the caller brings one (same rules as at creation); generated otherwise. */
+            secret?: string;
+            /**
+             * @description How long the replaced key keeps signing. 0 retires it at once.
+             * @default 86400
+             */
+            graceSeconds: number;
+        };
+        Rotation: {
+            keyId: string;
+            /** @description For ed25519 endpoints */
+            publicKey?: string | null;
+            previousKeyId: string | null;
+            /** Format: date-time */
+            previousKeyExpiresAt: string | null;
+        };
+        EndpointPublicKey: {
+            publicKey: string;
+            keyId: string;
+        };
+        /** @description Exactly one of `endpointId` and `secret`. */
+        VerifyRequest: {
+            /** @description The raw request body as received. */
+            body: string;
+            headers: {
+                [key: string]: string;
+            };
+            endpointId?: string;
+            /** @description A `whsec_` secret or a `whpk_` public key. */
+            secret?: string;
+            /** @default 300 */
+            toleranceSeconds: number;
+        };
+        VerifyResult: {
+            valid: boolean;
+            /** @enum {string|null} */
+            scheme: "standard-webhooks" | "x-webhook" | null;
+            reason: string;
+            keyId?: string;
+        };
         Health: {
             /** @enum {string} */
             status: "ok" | "unavailable";
@@ -282,7 +547,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The Idempotency-Key was used before with a different body. */
+        /** @description The request conflicts with the current state (an Idempotency-Key reused with a different body, a URL taken, a deleted endpoint). */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -311,6 +576,10 @@ export interface components {
         };
     };
     parameters: {
+        /** @description Items per page. */
+        Limit: number;
+        /** @description The `nextCursor` of the previous page; opaque and tamper-evident. */
+        Cursor: string;
         /**
          * @description The same key with the same body returns the same answer and creates nothing new, also
          *     when both requests arrive at once. The same key with a different body is 409.
@@ -433,6 +702,261 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; opaque and tamper-evident. */
+                cursor?: components["parameters"]["Cursor"];
+                status?: components["schemas"]["Status"];
+                endpointId?: string;
+                createdAfter?: string;
+                createdBefore?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of webhooks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    listEndpoints: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; opaque and tamper-evident. */
+                cursor?: components["parameters"]["Cursor"];
+                enabled?: boolean;
+                /** @description Substring of the URL, case-insensitive. */
+                url?: string;
+                /** @description The circuit state of the endpoint's health. */
+                healthState?: "closed" | "open" | "half_open";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints (deleted ones are left out). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    createEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointCreate"];
+            };
+        };
+        responses: {
+            /** @description Created, with its first signing key. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+        };
+    };
+    getEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["EndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["EndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deleted endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    updateEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["EndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointUpdate"];
+            };
+        };
+        responses: {
+            /** @description The changed endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Endpoint"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+        };
+    };
+    rotateEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["EndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RotateRequest"];
+            };
+        };
+        responses: {
+            /** @description Rotated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rotation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+        };
+    };
+    getEndpointPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["EndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The current public key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointPublicKey"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    verifySignature: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description The verdict (also when the signature is not valid). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
         };
     };
     getHealthz: {

@@ -30,6 +30,22 @@ export interface Operation {
   secured: boolean;
   body: { required: boolean; validate: ValidateFunction } | undefined;
   headers: { name: string; required: boolean; validate: ValidateFunction }[];
+  query: QueryParam[];
+}
+
+export interface QueryParam {
+  name: string;
+  required: boolean;
+  validate: ValidateFunction;
+  /** Query strings are text: integers and booleans are converted before validation. */
+  coerce(value: string): unknown;
+}
+
+function coercer(schema: Record<string, any> | undefined): (value: string) => unknown {
+  const type = schema?.type;
+  if (type === 'integer' || type === 'number') return (v) => (/^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v);
+  if (type === 'boolean') return (v) => (v === 'true' ? true : v === 'false' ? false : v);
+  return (v) => v;
 }
 
 export interface Spec {
@@ -72,6 +88,9 @@ export function loadSpec(file = OPENAPI_PATH): Spec {
         headers: params
           .filter((p) => p.in === 'header')
           .map((p) => ({ name: p.name, required: Boolean(p.required), validate: compile(p.schema ?? {}) })),
+        query: params
+          .filter((p) => p.in === 'query')
+          .map((p) => ({ name: p.name, required: Boolean(p.required), validate: compile(p.schema ?? {}), coerce: coercer(resolve(p.schema) as Record<string, any>) })),
       });
     }
   }

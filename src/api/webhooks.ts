@@ -1,5 +1,5 @@
-import type { RetryPolicy } from '../config.ts';
-import type { Webhook, Attempt } from '../db/schema.ts';
+import type { Webhook, Attempt, WebhookStatus } from '../db/schema.ts';
+import { createCursorCodec } from './cursor.ts';
 import { findReplay, requestHash, submitWebhook } from '../delivery/submit.ts';
 import { HOP_BY_HOP } from '../delivery/send.ts';
 import { AppError, badField, fieldError, type FieldError } from '../errors.ts';
@@ -10,9 +10,10 @@ type DeliverRequest = components['schemas']['DeliverRequest'];
 type WebhookStatusBody = components['schemas']['WebhookStatus'];
 type WebhookBody = components['schemas']['Webhook'];
 type AttemptBody = components['schemas']['Attempt'];
+type WebhookSummaryBody = components['schemas']['WebhookSummary'];
 
 /** Names a user header may not take: ours, the message framing, and hop-by-hop headers. */
-function isReservedHeader(name: string): boolean {
+export function isReservedHeader(name: string): boolean {
   const lower = name.toLowerCase();
   return HOP_BY_HOP.has(lower) || lower === 'host' || lower === 'content-length' || lower === 'content-type'
     || lower.startsWith('webhook-') || lower.startsWith('x-webhook-');
@@ -44,7 +45,7 @@ function payloadProblem(value: unknown, path: string[], depth = 0): FieldError |
   return undefined;
 }
 
-function normalizeUrl(input: string): string {
+export function normalizeUrl(input: string): string {
   let url: URL;
   try {
     url = new URL(input);
@@ -56,15 +57,6 @@ function normalizeUrl(input: string): string {
   if (!url.hostname) throw badField('url', 'must name a host');
   url.hash = '';
   return url.href;
-}
-
-function resolvePolicy(given: DeliverRequest['retryPolicy'], defaults: RetryPolicy): RetryPolicy {
-  const policy: RetryPolicy = { ...defaults, ...given };
-  if (policy.maxDelayMs < policy.baseDelayMs) {
-    const field = given?.maxDelayMs !== undefined ? 'retryPolicy.maxDelayMs' : 'retryPolicy.baseDelayMs';
-    throw badField(field, `maxDelayMs (${policy.maxDelayMs}) must not be less than baseDelayMs (${policy.baseDelayMs})`);
-  }
-  return policy;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -96,17 +88,13 @@ function attemptBody(a: Attempt): AttemptBody {
 
 const deliverWebhook: Handler = async (ctx, deps) => {
   const body = ctx.request.body as DeliverRequest;
-  const url = normalizeUrl(body.url);
-  const headers = body.headers ?? {};
-  const reserved = Object.keys(headers).filter(isReservedHeader);
-  if (reserved.length > 0) {
-    throw new AppError(400, 'reserved_header', `headers may not set ${reserved.join(', ')}`, {
-      errors: reserved.map((name) => fieldError(`headers.${name}`, 'is set by hookrelay and cannot be replaced')),
+  if ((body.url === undefined) === (body.endpointId === undefined)) {
+    throw new AppError(400, 'validation_failed', 'give exactly one of url and endpointId', {
+      errors: [fieldError(body.url === undefined ? 'url' : 'endpointId', body.url === undefined ? 'is required (or endpointId)' : 'cannot be given together with url')],
     });
   }
-  const lowerNames = Object.keys(headers).map((n) => n.toLowerCase());
-  const duplicate = lowerNames.find((n, i) => lowerNames.indexOf(n) !== i);
-  if (duplicate) throw badField(`headers.${duplicate}`, 'is given twice (header names are case-insensitive)');
+  const url = body.url === undefined ? undefined : normalizeUrl(body.url);
+  const headers = checkHeaders(body.headers ?? {});
   // Checked before serializing: absurd nesting would overflow JSON.stringify's stack.
   const problem = payloadProblem(body.payload, []);
   if (problem) throw new AppError(400, 'validation_failed', `${problem.field} ${problem.message}`, { errors: [problem] });
@@ -116,17 +104,17 @@ const deliverWebhook: Handler = async (ctx, deps) => {
       errors: [fieldError('payload', `must be at most ${deps.config.maxPayloadBytes} bytes as JSON`)],
     });
   }
-  const retryPolicy = resolvePolicy(body.retryPolicy, deps.config.retry);
 
   const idempotencyKey = ctx.get('idempotency-key') || undefined;
   const hash = idempotencyKey ? requestHash(body) : undefined;
   // A repeat of a committed request is answered without opening a transaction.
   const earlier = idempotencyKey ? await findReplay(deps.db, idempotencyKey, hash) : undefined;
-  const accepted = earlier ?? await submitWebhook(deps.db, deps.boss, {
+  const accepted = earlier ?? await submitWebhook(deps.db, { boss: deps.boss, keyring: deps.keyring, retryDefaults: deps.config.retry }, {
     url,
-    payload: body.payload,
+    endpointId: body.endpointId,
+    body: serialized,
     headers,
-    retryPolicy,
+    retryPolicy: body.retryPolicy,
     idempotencyKey,
     requestHash: hash,
     requestId: ctx.state.requestId,
@@ -141,6 +129,61 @@ const deliverWebhook: Handler = async (ctx, deps) => {
   ctx.set('Location', `/api/v1/webhooks/${accepted.id}`);
   ctx.body = { id: accepted.id, endpointId: accepted.endpointId, status: 'pending' };
 };
+
+/**
+ * Header rules the schema cannot state: reserved names (ours, framing, hop-by-hop) and names
+ * given twice in different case. Shared by webhooks and endpoints.
+ */
+export function checkHeaders(headers: Record<string, string>, field = 'headers'): Record<string, string> {
+  const reserved = Object.keys(headers).filter(isReservedHeader);
+  if (reserved.length > 0) {
+    throw new AppError(400, 'reserved_header', `${field} may not set ${reserved.join(', ')}`, {
+      errors: reserved.map((name) => fieldError(`${field}.${name}`, 'is set by hookrelay and cannot be replaced')),
+    });
+  }
+  const lowerNames = Object.keys(headers).map((n) => n.toLowerCase());
+  const duplicate = lowerNames.find((n, i) => lowerNames.indexOf(n) !== i);
+  if (duplicate) throw badField(`${field}.${duplicate}`, 'is given twice (header names are case-insensitive)');
+  return headers;
+}
+
+const listWebhooks: Handler = async (ctx, deps) => {
+  const q = ctx.state.query as { limit?: number; cursor?: string; status?: WebhookStatus; endpointId?: string; createdAfter?: string; createdBefore?: string };
+  const limit = q.limit ?? 50;
+  const after = q.cursor ? webhookCursor(deps).decode(q.cursor).id : undefined;
+  let query = deps.db.selectFrom('webhooks').selectAll();
+  if (q.status) query = query.where('status', '=', q.status);
+  if (q.endpointId) query = query.where('endpoint_id', '=', q.endpointId);
+  if (q.createdAfter) query = query.where('created_at', '>', new Date(q.createdAfter));
+  if (q.createdBefore) query = query.where('created_at', '<', new Date(q.createdBefore));
+  // Newest first by id: ids are unique and time-ordered, so pages neither repeat nor skip a
+  // webhook, and webhooks that arrive meanwhile sort before the cursor, never into later pages.
+  if (after) query = query.where('id', '<', after);
+  const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  ctx.body = {
+    data: page.map(summaryBody),
+    nextCursor: rows.length > limit && last ? webhookCursor(deps).encode({ id: last.id }) : null,
+  };
+};
+
+const webhookCursor = (deps: Parameters<Handler>[1]) => createCursorCodec(deps.keyring.derive('cursor'), 'webhooks');
+
+function summaryBody(w: Webhook): WebhookSummaryBody {
+  return {
+    id: w.id,
+    url: w.url,
+    endpointId: w.endpoint_id,
+    status: w.status,
+    attempts: w.attempts,
+    createdAt: w.created_at.toISOString(),
+    lastAttemptAt: iso(w.last_attempt_at),
+    nextAttemptAt: iso(w.next_attempt_at),
+    deliveredAt: iso(w.delivered_at),
+    error: w.last_error,
+  };
+}
 
 async function findWebhook(ctx: Parameters<Handler>[0], deps: Parameters<Handler>[1]): Promise<Webhook> {
   const id = ctx.params.id ?? '';
@@ -160,7 +203,7 @@ const getWebhook: Handler = async (ctx, deps) => {
     id: w.id,
     url: w.url,
     endpointId: w.endpoint_id,
-    payload: w.payload,
+    payload: JSON.parse(w.body),
     headers: w.headers,
     retryPolicy: w.retry_policy,
     status: w.status,
@@ -177,4 +220,4 @@ const getWebhook: Handler = async (ctx, deps) => {
   ctx.body = body;
 };
 
-export const webhookHandlers: Record<string, Handler> = { deliverWebhook, getWebhookStatus, getWebhook };
+export const webhookHandlers: Record<string, Handler> = { deliverWebhook, getWebhookStatus, getWebhook, listWebhooks };

@@ -1,5 +1,6 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 import type { RetryPolicy } from '../config.ts';
+import type { SignatureAlgorithm } from '../delivery/sign.ts';
 
 /**
  * Table types of the `hookrelay` schema, as sql/migrations leaves it. Kept by hand: the
@@ -30,17 +31,35 @@ export interface ApiTokensTable {
 export interface EndpointsTable {
   id: string;
   url: string;
-  secret: string;
+  description: Generated<string>;
   enabled: Generated<boolean>;
+  disabled_reason: string | null;
+  headers: ColumnType<Record<string, string>, string | undefined, string>;
+  retry_policy: ColumnType<Partial<RetryPolicy> | null, string | null | undefined, string | null>;
+  timeout_ms: number | null;
+  signature_algorithm: ColumnType<SignatureAlgorithm, SignatureAlgorithm | undefined, SignatureAlgorithm>;
+  metadata: ColumnType<Record<string, unknown>, string | undefined, string>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+  deleted_at: NullableTimestamp;
+}
+
+export interface SigningKeysTable {
+  id: string;
+  endpoint_id: string;
+  kind: 'hmac' | 'ed25519';
+  sealed_secret: Buffer;
+  public_key: string | null;
+  created_at: Generated<Date>;
+  expires_at: NullableTimestamp;
 }
 
 export interface WebhooksTable {
   id: string;
   endpoint_id: string;
   url: string;
-  payload: ColumnType<unknown, string, string>;
+  /** The payload as serialized once at submission: the exact bytes signed and sent. */
+  body: string;
   headers: ColumnType<Record<string, string>, string, string>;
   retry_policy: ColumnType<RetryPolicy, string, string>;
   status: ColumnType<WebhookStatus, WebhookStatus | undefined, WebhookStatus>;
@@ -73,6 +92,7 @@ export interface AttemptsTable {
 export interface Database {
   api_tokens: ApiTokensTable;
   endpoints: EndpointsTable;
+  signing_keys: SigningKeysTable;
   webhooks: WebhooksTable;
   attempts: AttemptsTable;
 }
@@ -81,3 +101,4 @@ export type Webhook = Selectable<WebhooksTable>;
 export type NewWebhook = Insertable<WebhooksTable>;
 export type Endpoint = Selectable<EndpointsTable>;
 export type Attempt = Selectable<AttemptsTable>;
+export type SigningKeyRow = Selectable<SigningKeysTable>;

@@ -5,8 +5,9 @@ import type { RetryPolicy } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Database } from '../db/schema.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
-import { endpointForUrl } from '../endpoints/store.ts';
-import { AppError } from '../errors.ts';
+import type { Keyring } from '../endpoints/keyring.ts';
+import { endpointForUrl, getEndpoint } from '../endpoints/store.ts';
+import { AppError, badField, fieldError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 
@@ -16,16 +17,26 @@ import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
  */
 
 export interface WebhookInput {
-  /** Normalized http(s) URL. */
-  url: string;
-  payload: unknown;
+  /** Normalized http(s) URL; its live endpoint is used, or registered on first use. */
+  url?: string | undefined;
+  /** Or an existing endpoint, by id. Exactly one of url and endpointId is given. */
+  endpointId?: string | undefined;
+  /** The payload, serialized once: the exact bytes every attempt signs and sends. */
+  body: string;
   headers: Record<string, string>;
-  /** Fully resolved: request fields over server defaults. */
-  retryPolicy: RetryPolicy;
+  /** The webhook's own policy fields; the endpoint's and then the server's fill the rest. */
+  retryPolicy?: Partial<RetryPolicy> | undefined;
   idempotencyKey?: string | undefined;
   /** Hash of the request as submitted, compared when an Idempotency-Key is reused. */
   requestHash?: Buffer | undefined;
   requestId?: string | undefined;
+}
+
+export interface SubmitDeps {
+  boss: PgBoss;
+  keyring: Keyring;
+  /** Server defaults (HOOKRELAY_RETRY_*). */
+  retryDefaults: RetryPolicy;
 }
 
 export interface Accepted {
@@ -36,38 +47,59 @@ export interface Accepted {
   replayed: boolean;
 }
 
+/** webhook fields over endpoint fields over server defaults. */
+export function resolvePolicy(defaults: RetryPolicy, endpoint: Partial<RetryPolicy> | null, webhook: Partial<RetryPolicy> | undefined): RetryPolicy {
+  const policy: RetryPolicy = { ...defaults, ...(endpoint ?? {}), ...(webhook ?? {}) };
+  if (policy.maxDelayMs < policy.baseDelayMs) {
+    const field = webhook?.maxDelayMs !== undefined ? 'retryPolicy.maxDelayMs' : 'retryPolicy.baseDelayMs';
+    throw badField(field, `maxDelayMs (${policy.maxDelayMs}) must not be less than baseDelayMs (${policy.baseDelayMs}) once the endpoint's and the server's defaults are applied`);
+  }
+  return policy;
+}
+
 /**
  * Writes the webhook and its first job through `trx`, a transaction the caller owns: an
  * application can enqueue a webhook in the same transaction as its own business write, so
  * the webhook exists exactly when that write commits.
  */
-export async function enqueueWebhook(trx: Transaction<Database>, boss: PgBoss, input: WebhookInput): Promise<Omit<Accepted, 'replayed'>> {
+export async function enqueueWebhook(trx: Transaction<Database>, deps: SubmitDeps, input: WebhookInput): Promise<Omit<Accepted, 'replayed'>> {
   const id = newId('webhook');
-  const endpointId = await endpointForUrl(trx, input.url);
+  let endpoint;
+  if (input.endpointId !== undefined) {
+    endpoint = await getEndpoint(trx, input.endpointId);
+    if (!endpoint) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(input.endpointId)}`, { errors: [fieldError('endpointId', 'does not name an endpoint')] });
+    if (endpoint.deleted_at) throw new AppError(409, 'endpoint_deleted', 'the endpoint is deleted', { errors: [fieldError('endpointId', 'names a deleted endpoint')] });
+  } else if (input.url !== undefined) {
+    endpoint = await endpointForUrl(trx, deps.keyring, input.url);
+  } else {
+    throw badField('url', 'is required (or endpointId)');
+  }
+  const retryPolicy = resolvePolicy(deps.retryDefaults, endpoint.retry_policy, input.retryPolicy);
+  const now = new Date();
   await trx
     .insertInto('webhooks')
     .values({
       id,
-      endpoint_id: endpointId,
-      url: input.url,
-      payload: JSON.stringify(input.payload),
+      endpoint_id: endpoint.id,
+      url: endpoint.url,
+      body: input.body,
       headers: JSON.stringify(input.headers),
-      retry_policy: JSON.stringify(input.retryPolicy),
+      retry_policy: JSON.stringify(retryPolicy),
       idempotency_key: input.idempotencyKey ?? null,
       request_hash: input.idempotencyKey ? (input.requestHash ?? null) : null,
       request_id: input.requestId ?? null,
-      next_attempt_at: new Date(),
-      updated_at: new Date(),
+      next_attempt_at: now,
+      updated_at: now,
     })
     .execute();
   const job: DeliveryJob = { webhookId: id, attempt: 1 };
-  await boss.send(DELIVERY_QUEUE, job, { db: fromKysely(trx), id: randomUUID() });
-  return { id, endpointId, status: 'pending' };
+  await deps.boss.send(DELIVERY_QUEUE, job, { db: fromKysely(trx), id: randomUUID() });
+  return { id, endpointId: endpoint.id, status: 'pending' };
 }
 
-export async function submitWebhook(db: Db, boss: PgBoss, input: WebhookInput): Promise<Accepted> {
+export async function submitWebhook(db: Db, deps: SubmitDeps, input: WebhookInput): Promise<Accepted> {
   try {
-    const accepted = await db.transaction().execute((trx) => enqueueWebhook(trx, boss, input));
+    const accepted = await db.transaction().execute((trx) => enqueueWebhook(trx, deps, input));
     return { ...accepted, replayed: false };
   } catch (err) {
     // The same key arriving twice at once: the second insert waited for the first commit and

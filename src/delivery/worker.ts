@@ -6,7 +6,9 @@ import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 import { recordAttempt, type Outcome } from './record.ts';
 import { nextRetry } from './retry-policy.ts';
 import { HOP_BY_HOP, type Sender } from './send.ts';
-import { signatureHeaders } from './sign.ts';
+import { signatureHeaders, type SigningKey } from './sign.ts';
+import { activeKeys } from '../endpoints/keys.ts';
+import type { Keyring } from '../endpoints/keyring.ts';
 
 /**
  * The worker only orchestrates. For each job of a fetched batch:
@@ -18,6 +20,7 @@ export interface WorkerDeps {
   db: Db;
   boss: PgBoss;
   sender: Sender;
+  keyring: Keyring;
   log: Logger;
   config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'>;
   now?: () => number;
@@ -107,7 +110,10 @@ async function loadBatch(db: Db, ids: string[]) {
   const rows = await db
     .selectFrom('webhooks as w')
     .innerJoin('endpoints as e', 'e.id', 'w.endpoint_id')
-    .select(['w.id', 'w.endpoint_id', 'w.url', 'w.payload', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id', 'e.secret'])
+    .select([
+      'w.id', 'w.endpoint_id', 'w.url', 'w.body', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id',
+      'e.headers as endpoint_headers', 'e.timeout_ms', 'e.signature_algorithm',
+    ])
     .where('w.id', 'in', ids)
     .execute();
   return new Map(rows.map((r) => [r.id, r]));
@@ -115,10 +121,14 @@ async function loadBatch(db: Db, ids: string[]) {
 
 export async function deliverBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): Promise<JobResult[]> {
   const webhooks = await loadBatch(deps.db, [...new Set(jobs.map((j) => j.data.webhookId))]);
-  return Promise.all(jobs.map((job) => deliverOne(deps, job, webhooks.get(job.data.webhookId))));
+  const keys = await activeKeys(deps.db, deps.keyring, [...new Set([...webhooks.values()].map((w) => w.endpoint_id))]);
+  return Promise.all(jobs.map((job) => {
+    const webhook = webhooks.get(job.data.webhookId);
+    return deliverOne(deps, job, webhook, webhook ? keys.get(webhook.endpoint_id) ?? [] : []);
+  }));
 }
 
-async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: LoadedWebhook | undefined): Promise<JobResult> {
+async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: LoadedWebhook | undefined, keys: SigningKey[]): Promise<JobResult> {
   const { db, boss, sender, config } = deps;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
@@ -137,15 +147,19 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
       return { id: job.id, status: 'completed' };
     }
 
-    const body = JSON.stringify(webhook.payload);
+    if (keys.length === 0) throw new Error(`endpoint ${webhook.endpoint_id} has no active signing key`);
+    const body = webhook.body;
     const startedAt = new Date(now());
-    const headers = requestHeaders(webhook.headers, signatureHeaders({
+    // Endpoint headers first, the webhook's own over them; ours over both.
+    const headers = requestHeaders({ ...lowerKeys(webhook.endpoint_headers), ...lowerKeys(webhook.headers) }, signatureHeaders({
       webhookId,
       timestamp: Math.floor(startedAt.getTime() / 1000),
       body,
-      keys: [{ id: webhook.endpoint_id, secret: webhook.secret }],
+      keys,
+      algorithm: webhook.signature_algorithm,
     }));
-    const result = await sender.send({ url: webhook.url, headers, body, timeoutMs: config.deliveryTimeoutMs, maxResponseBytes: config.maxResponseBytes });
+    const timeoutMs = webhook.timeout_ms ?? config.deliveryTimeoutMs;
+    const result = await sender.send({ url: webhook.url, headers, body, timeoutMs, maxResponseBytes: config.maxResponseBytes });
 
     if (deps.handedBack?.(job.id)) {
       log.info('attempt abandoned at shutdown; the queue hands it to another worker', { errorClass: result.errorClass });
@@ -181,6 +195,10 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     log.error('delivery job failed; the queue will retry it', { err });
     return { id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } };
   }
+}
+
+function lowerKeys(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 const OWN_HEADERS = new Set(['content-type', 'content-length', 'host', 'user-agent']);

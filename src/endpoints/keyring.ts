@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 
 /**
  * Envelope encryption of signing secrets at rest: AES-256-GCM under the master key
@@ -27,6 +27,8 @@ export interface Keyring {
   open(sealed: Buffer, endpointId: string, keyId: string): string;
   /** True when the row was sealed with the current master key (nothing to rewrap). */
   isCurrent(sealed: Buffer): boolean;
+  /** A 32-byte key for one purpose (e.g. signing pagination cursors), derived from the master key. */
+  derive(purpose: string): Buffer;
 }
 
 export function fingerprintOf(masterKey: Buffer): Buffer {
@@ -84,6 +86,9 @@ export function createKeyring(current: Buffer, previous: Buffer[] = []): Keyring
     },
     isCurrent(sealed) {
       return sealed.subarray(1, 1 + FINGERPRINT_BYTES).equals(currentPrint);
+    },
+    derive(purpose) {
+      return createHmac('sha256', current).update(`hookrelay:derive:${purpose}`).digest();
     },
   };
 }

@@ -1,31 +1,196 @@
-import type { Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { RetryPolicy } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { isUniqueViolation } from '../db/constraints.ts';
 import type { Database, Endpoint } from '../db/schema.ts';
-import { newSecret } from '../delivery/sign.ts';
+import type { SignatureAlgorithm } from '../delivery/sign.ts';
+import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
+import type { Keyring } from './keyring.ts';
+import { DEFAULT_GRACE_SECONDS, insertKey, kindOf, makeKey, rotateLocked } from './keys.ts';
 
 /**
- * The one endpoint for `url`, registered with a new secret on first use. Runs inside the
- * submitting transaction, so a rolled-back submission leaves no endpoint behind.
+ * The endpoint store: registration (explicit, or on a URL's first webhook), configuration,
+ * soft deletion and listing. Every function that creates an endpoint creates its first
+ * signing key in the same transaction.
+ */
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+export interface EndpointInput {
+  url: string;
+  description?: string | undefined;
+  enabled?: boolean | undefined;
+  headers?: Record<string, string> | undefined;
+  retryPolicy?: Partial<RetryPolicy> | null | undefined;
+  timeoutMs?: number | null | undefined;
+  algorithm?: SignatureAlgorithm | undefined;
+  metadata?: Record<string, unknown> | undefined;
+  /** A secret of the caller's (`whsec_…`, or `whsk_…` for ed25519), already validated. */
+  secret?: string | undefined;
+}
+
+export type EndpointPatch = Partial<Omit<EndpointInput, 'secret'>>;
+
+function urlTaken(existingId: string | undefined): AppError {
+  return new AppError(409, 'endpoint_url_taken', `an endpoint with this url already exists${existingId ? ` (${existingId})` : ''}`, {
+    errors: [{ field: 'url', pointer: '/url', message: 'is already the url of another endpoint' }],
+  });
+}
+
+async function liveIdForUrl(db: Executor, url: string): Promise<string | undefined> {
+  const row = await db.selectFrom('endpoints').select('id').where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirst();
+  return row?.id;
+}
+
+export async function createEndpoint(db: Db, keyring: Keyring, input: EndpointInput): Promise<Endpoint> {
+  const id = newId('endpoint');
+  const algorithm = input.algorithm ?? 'hmac-sha256';
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('endpoints')
+        .values({
+          id,
+          url: input.url,
+          description: input.description ?? '',
+          enabled: input.enabled ?? true,
+          disabled_reason: input.enabled === false ? 'disabled by the API' : null,
+          headers: JSON.stringify(input.headers ?? {}),
+          retry_policy: input.retryPolicy ? JSON.stringify(input.retryPolicy) : null,
+          timeout_ms: input.timeoutMs ?? null,
+          signature_algorithm: algorithm,
+          metadata: JSON.stringify(input.metadata ?? {}),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await insertKey(trx, keyring, id, makeKey(kindOf(algorithm), input.secret));
+      return row;
+    });
+  } catch (err) {
+    if (isUniqueViolation(err, 'endpoints_url_live_key')) throw urlTaken(await liveIdForUrl(db, input.url));
+    throw err;
+  }
+}
+
+/**
+ * The live endpoint for `url`, registered with defaults and a new key on first use. Runs
+ * inside the submitting transaction, so a rolled-back submission leaves no endpoint behind.
  *
  * It reads first and inserts only on a miss: an upsert would lock the endpoint row and so
  * serialize every submission to a busy endpoint. When two first submissions race, the loser's
  * insert waits for the winner's commit, does nothing, and the second read finds the row.
  */
-export async function endpointForUrl(trx: Transaction<Database> | Db, url: string): Promise<string> {
-  const found = await trx.selectFrom('endpoints').select('id').where('url', '=', url).executeTakeFirst();
-  if (found) return found.id;
+export async function endpointForUrl(trx: Transaction<Database>, keyring: Keyring, url: string): Promise<Endpoint> {
+  const found = await trx.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirst();
+  if (found) return found;
+  const id = newId('endpoint');
   const inserted = await trx
     .insertInto('endpoints')
-    .values({ id: newId('endpoint'), url, secret: newSecret() })
-    .onConflict((oc) => oc.column('url').doNothing())
-    .returning('id')
+    .values({ id, url })
+    .onConflict((oc) => oc.column('url').where('deleted_at', 'is', null).doNothing())
+    .returningAll()
     .executeTakeFirst();
-  if (inserted) return inserted.id;
-  const raced = await trx.selectFrom('endpoints').select('id').where('url', '=', url).executeTakeFirstOrThrow();
-  return raced.id;
+  if (inserted) {
+    await insertKey(trx, keyring, id, makeKey('hmac'));
+    return inserted;
+  }
+  return trx.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
 }
 
-export async function getEndpoint(db: Db, id: string): Promise<Endpoint | undefined> {
+/** An endpoint by id, deleted ones included (their history stays readable). */
+export async function getEndpoint(db: Executor, id: string): Promise<Endpoint | undefined> {
   return db.selectFrom('endpoints').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function requireEndpoint(db: Executor, id: string): Promise<Endpoint> {
+  const endpoint = await getEndpoint(db, id);
+  if (!endpoint) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(id)}`);
+  return endpoint;
+}
+
+/**
+ * Applies a partial update. Switching between HMAC and ed25519 needs a key of the other
+ * kind: the endpoint gets one at once, and the old key keeps signing for the default grace
+ * period so receivers can switch over.
+ */
+export async function updateEndpoint(db: Db, keyring: Keyring, id: string, patch: EndpointPatch): Promise<Endpoint> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const current = await trx.selectFrom('endpoints').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+      if (!current) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(id)}`);
+      if (current.deleted_at) throw new AppError(409, 'endpoint_deleted', 'the endpoint is deleted and cannot be changed');
+      const set: Record<string, unknown> = { updated_at: new Date() };
+      if (patch.url !== undefined) set.url = patch.url;
+      if (patch.description !== undefined) set.description = patch.description;
+      if (patch.enabled !== undefined) {
+        set.enabled = patch.enabled;
+        set.disabled_reason = patch.enabled ? null : 'disabled by the API';
+      }
+      if (patch.headers !== undefined) set.headers = JSON.stringify(patch.headers);
+      if (patch.retryPolicy !== undefined) set.retry_policy = patch.retryPolicy === null ? null : JSON.stringify(patch.retryPolicy);
+      if (patch.timeoutMs !== undefined) set.timeout_ms = patch.timeoutMs;
+      if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
+      if (patch.algorithm !== undefined) {
+        set.signature_algorithm = patch.algorithm;
+        if (kindOf(patch.algorithm) !== kindOf(current.signature_algorithm)) {
+          await rotateLocked(trx, keyring, id, { kind: kindOf(patch.algorithm), graceSeconds: DEFAULT_GRACE_SECONDS });
+        }
+      }
+      return trx.updateTable('endpoints').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    });
+  } catch (err) {
+    if (patch.url !== undefined && isUniqueViolation(err, 'endpoints_url_live_key')) throw urlTaken(await liveIdForUrl(db, patch.url));
+    throw err;
+  }
+}
+
+/**
+ * Soft deletion: the endpoint and its history stay readable, its URL is free for a new
+ * endpoint, and webhooks still waiting for it end `dead` with the reason (never silently
+ * dropped). Their queued jobs find them dead and complete without an attempt.
+ */
+export async function deleteEndpoint(db: Db, id: string): Promise<Endpoint> {
+  return db.transaction().execute(async (trx) => {
+    const current = await trx.selectFrom('endpoints').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+    if (!current) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(id)}`);
+    if (current.deleted_at) return current;
+    const now = new Date();
+    await trx
+      .updateTable('webhooks')
+      .set({ status: 'dead', next_attempt_at: null, last_error: 'endpoint deleted', updated_at: now })
+      .where('endpoint_id', '=', id)
+      .where('status', 'in', ['pending', 'retrying'])
+      .execute();
+    return trx
+      .updateTable('endpoints')
+      .set({ deleted_at: now, enabled: false, disabled_reason: 'deleted', updated_at: now })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+}
+
+export interface EndpointFilter {
+  enabled?: boolean | undefined;
+  /** Substring of the URL, case-insensitive. */
+  url?: string | undefined;
+  includeDeleted?: boolean | undefined;
+  /** Circuit state of the endpoint's health (closed, open, half_open). */
+  healthState?: string | undefined;
+}
+
+/**
+ * A page of endpoints in id order (ids are time-ordered, so this is creation order), after
+ * the id `after`. Asks for one row more than `limit` to know whether another page exists.
+ */
+export async function listEndpoints(db: Db, filter: EndpointFilter, page: { limit: number; after?: string | undefined }): Promise<{ rows: Endpoint[]; more: boolean }> {
+  let q = db.selectFrom('endpoints').selectAll();
+  if (!filter.includeDeleted) q = q.where('deleted_at', 'is', null);
+  if (filter.enabled !== undefined) q = q.where('enabled', '=', filter.enabled);
+  // strpos rather than ILIKE: a substring typed by a user must not act as a pattern (% and _).
+  if (filter.url) q = q.where(sql<boolean>`strpos(lower(url), lower(${filter.url})) > 0`);
+  if (page.after) q = q.where('id', '>', page.after);
+  const rows = await q.orderBy('id').limit(page.limit + 1).execute();
+  return { rows: rows.slice(0, page.limit), more: rows.length > page.limit };
 }

@@ -6,6 +6,9 @@ import { createLogger } from '../../src/log.ts';
 import { startService, type Service } from '../../src/main.ts';
 import { freshDatabase } from './db.ts';
 
+/** A fixed master key for test services (any 32 bytes; tests never share databases). */
+export const TEST_MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
+
 export interface TestService {
   service: Service;
   url: string;
@@ -31,6 +34,7 @@ export async function startTestService(t: ExecutionContext, env: Record<string, 
     LOG_LEVEL: 'debug',
     HOOKRELAY_DB_POOL_MAX: '4',
     HOOKRELAY_SHUTDOWN_TIMEOUT_MS: '5000',
+    HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY,
     ...env,
   });
   const logs: Record<string, any>[] = [];
