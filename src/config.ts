@@ -4,6 +4,8 @@
  * code reads `process.env`. The README's settings table lists exactly these keys.
  */
 
+import type { HealthSettings } from './endpoints/health.ts';
+
 export interface RetryPolicy {
   /** Attempts in all, the first one included. */
   maxAttempts: number;
@@ -39,6 +41,7 @@ export interface Config {
   queueSuperviseSeconds: number;
   dbPoolMax: number;
   shutdownTimeoutMs: number;
+  health: HealthSettings;
 }
 
 /** Limits of the retry policy a request may ask for; the OpenAPI document states the same. */
@@ -75,6 +78,13 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_RETRY_BASE_DELAY_MS', default: '5000', unit: 'ms', doc: 'Default delay before the second attempt (>= 100).' },
   { env: 'HOOKRELAY_RETRY_MAX_DELAY_MS', default: '3600000', unit: 'ms', doc: 'Default upper bound of one delay (<= 7 days).' },
   { env: 'HOOKRELAY_RETRY_BACKOFF_FACTOR', default: '2', unit: 'factor', doc: 'Default growth of each delay over the previous one (1-10).' },
+  { env: 'HOOKRELAY_CIRCUIT_FAILURE_THRESHOLD', default: '5', unit: 'attempts', doc: 'Consecutive failed attempts that open an endpoint\'s circuit.' },
+  { env: 'HOOKRELAY_CIRCUIT_FAILURE_RATE', default: '0.5', unit: 'fraction', doc: 'Failure rate over the window that opens the circuit (with at least HOOKRELAY_CIRCUIT_MIN_REQUESTS attempts).' },
+  { env: 'HOOKRELAY_CIRCUIT_MIN_REQUESTS', default: '20', unit: 'attempts', doc: 'Attempts the window needs before its failure rate counts.' },
+  { env: 'HOOKRELAY_CIRCUIT_WINDOW_SECONDS', default: '300', unit: 's', doc: 'Length of the failure-rate window.' },
+  { env: 'HOOKRELAY_CIRCUIT_COOLDOWN_MS', default: '30000', unit: 'ms', doc: 'Wait before the first probe of an open circuit; doubles each time a probe fails.' },
+  { env: 'HOOKRELAY_CIRCUIT_MAX_COOLDOWN_MS', default: '3600000', unit: 'ms', doc: 'Longest wait between probes of an open circuit.' },
+  { env: 'HOOKRELAY_DISABLE_AFTER_SECONDS', default: '432000', unit: 's', doc: 'An endpoint failing without a single success for this long is disabled (5 days); its webhooks are held.' },
   { env: 'HOOKRELAY_WORKER_BATCH_SIZE', default: '50', unit: 'jobs', doc: 'Jobs a worker fetches at once (FOR UPDATE SKIP LOCKED).' },
   { env: 'HOOKRELAY_WORKER_CONCURRENCY', default: '2', unit: 'fetch loops', doc: 'Fetch loops per process; in-flight deliveries are at most batch size times this.' },
   { env: 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', default: '10', unit: 's (>= 10)', doc: 'A job whose worker stops heart-beating for this long (a killed process) is handed to another worker.' },
@@ -172,5 +182,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queueSuperviseSeconds: int(env, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', 1, 3600),
     dbPoolMax: int(env, 'HOOKRELAY_DB_POOL_MAX', 2, 1000),
     shutdownTimeoutMs: int(env, 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS', 0, 3_600_000),
+    health: Object.freeze({
+      failureThreshold: int(env, 'HOOKRELAY_CIRCUIT_FAILURE_THRESHOLD', 1, 10_000),
+      failureRate: num(env, 'HOOKRELAY_CIRCUIT_FAILURE_RATE', 0.01, 1),
+      minRequests: int(env, 'HOOKRELAY_CIRCUIT_MIN_REQUESTS', 1, 1_000_000),
+      windowMs: int(env, 'HOOKRELAY_CIRCUIT_WINDOW_SECONDS', 1, 86_400) * 1000,
+      cooldownMs: int(env, 'HOOKRELAY_CIRCUIT_COOLDOWN_MS', 100, 86_400_000),
+      maxCooldownMs: int(env, 'HOOKRELAY_CIRCUIT_MAX_COOLDOWN_MS', 100, 86_400_000),
+      disableAfterMs: int(env, 'HOOKRELAY_DISABLE_AFTER_SECONDS', 1, 365 * 86_400) * 1000,
+    }),
   });
 }

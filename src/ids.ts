@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
-export const ID_PREFIX = Object.freeze({ webhook: 'msg', endpoint: 'ep', token: 'tok', key: 'key' } as const);
+export const ID_PREFIX = Object.freeze({ webhook: 'msg', endpoint: 'ep', token: 'tok', key: 'key', deadLetter: 'dl' } as const);
 export type IdKind = keyof typeof ID_PREFIX;
 
 export function newId(kind: IdKind, now = Date.now()): string {

@@ -55,7 +55,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       sender = createSender();
       const s = sender;
       cleanups.push(() => s.close());
-      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config });
+      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health });
       const w = worker;
       cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }

@@ -15,6 +15,7 @@ import { webhookHandlers } from './webhooks.ts';
 import { endpointHandlers } from './endpoints.ts';
 import { healthHandlers, type Readiness } from './health.ts';
 import { signatureHandlers } from './signatures.ts';
+import { deadLetterHandlers } from './dead-letters.ts';
 
 export interface AppDeps {
   db: Db;
@@ -52,7 +53,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function createApp(deps: AppDeps): Koa<RequestState> {
   const spec = deps.spec ?? loadSpec();
-  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...healthHandlers };
+  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers };
   const app = new Koa<RequestState>();
   app.proxy = false;
   app.silent = true;

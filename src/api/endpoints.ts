@@ -1,7 +1,7 @@
-import type { Endpoint } from '../db/schema.ts';
+import type { Endpoint, EndpointHealth } from '../db/schema.ts';
 import { isAsymmetric, MAX_SECRET_BYTES, MIN_SECRET_BYTES, PRIVATE_KEY_PREFIX, SECRET_PREFIX, type SignatureAlgorithm } from '../delivery/sign.ts';
 import { currentKey, DEFAULT_GRACE_SECONDS, kindOf, rotateKey, type KeyKind } from '../endpoints/keys.ts';
-import { createEndpoint, deleteEndpoint, listEndpoints, requireEndpoint, updateEndpoint } from '../endpoints/store.ts';
+import { createEndpoint, deleteEndpoint, healthOf, listEndpoints, requireEndpoint, updateEndpoint } from '../endpoints/store.ts';
 import { AppError, badField } from '../errors.ts';
 import type { components } from './openapi-types.ts';
 import type { Handler } from './app.ts';
@@ -43,6 +43,36 @@ function checkPolicy(policy: { baseDelayMs?: number; maxDelayMs?: number } | nul
   }
 }
 
+type HealthBody = components['schemas']['EndpointHealth'];
+
+export function healthBody(h: EndpointHealth): HealthBody {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  return {
+    circuitState: h.circuit_state,
+    healthScore: h.health_score,
+    consecutiveFailures: h.consecutive_failures,
+    windowAttempts: h.window_attempts,
+    windowFailures: h.window_failures,
+    failureRate: h.window_attempts === 0 ? 0 : Math.round((h.window_failures / h.window_attempts) * 1000) / 1000,
+    openedAt: iso(h.opened_at),
+    nextProbeAt: iso(h.next_probe_at),
+    lastSuccessAt: iso(h.last_success_at),
+    lastFailureAt: iso(h.last_failure_at),
+    failingSince: iso(h.failing_since),
+  };
+}
+
+/** Endpoints as the API shows them, each with its health (one query for all of them). */
+async function endpointBodies(db: Parameters<Handler>[1]['db'], endpoints: Endpoint[]): Promise<EndpointBody[]> {
+  const health = await healthOf(db, endpoints.map((e) => e.id));
+  return endpoints.map((e) => {
+    const h = health.get(e.id);
+    return { ...endpointBody(e), ...(h ? { health: healthBody(h) } : {}) };
+  });
+}
+
+const one = async (db: Parameters<Handler>[1]['db'], e: Endpoint) => (await endpointBodies(db, [e]))[0]!;
+
 export function endpointBody(e: Endpoint): EndpointBody {
   return {
     id: e.id,
@@ -79,11 +109,11 @@ const createEndpointHandler: Handler = async (ctx, deps) => {
   ctx.state.log.info('endpoint created', { endpointId: endpoint.id, algorithm });
   ctx.status = 201;
   ctx.set('Location', `/api/v1/endpoints/${endpoint.id}`);
-  ctx.body = endpointBody(endpoint);
+  ctx.body = await one(deps.db, endpoint);
 };
 
 const getEndpointHandler: Handler = async (ctx, deps) => {
-  ctx.body = endpointBody(await requireEndpoint(deps.db, ctx.params.id ?? ''));
+  ctx.body = await one(deps.db, await requireEndpoint(deps.db, ctx.params.id ?? ''));
 };
 
 const updateEndpointHandler: Handler = async (ctx, deps) => {
@@ -100,13 +130,13 @@ const updateEndpointHandler: Handler = async (ctx, deps) => {
     metadata: body.metadata,
   });
   ctx.state.log.info('endpoint updated', { endpointId: endpoint.id, fields: Object.keys(body) });
-  ctx.body = endpointBody(endpoint);
+  ctx.body = await one(deps.db, endpoint);
 };
 
 const deleteEndpointHandler: Handler = async (ctx, deps) => {
   const endpoint = await deleteEndpoint(deps.db, ctx.params.id ?? '');
   ctx.state.log.info('endpoint deleted', { endpointId: endpoint.id });
-  ctx.body = endpointBody(endpoint);
+  ctx.body = await one(deps.db, endpoint);
 };
 
 const listEndpointsHandler: Handler = async (ctx, deps) => {
@@ -116,7 +146,14 @@ const listEndpointsHandler: Handler = async (ctx, deps) => {
   const limit = q.limit ?? 50;
   const { rows, more } = await listEndpoints(deps.db, { enabled: q.enabled, url: q.url, healthState: q.healthState }, { limit, after });
   const last = rows[rows.length - 1];
-  ctx.body = { data: rows.map(endpointBody), nextCursor: more && last ? cursor.encode({ id: last.id }) : null };
+  ctx.body = { data: await endpointBodies(deps.db, rows), nextCursor: more && last ? cursor.encode({ id: last.id }) : null };
+};
+
+const getEndpointHealth: Handler = async (ctx, deps) => {
+  const endpoint = await requireEndpoint(deps.db, ctx.params.id ?? '');
+  const health = (await healthOf(deps.db, [endpoint.id])).get(endpoint.id);
+  if (!health) throw new AppError(404, 'endpoint_not_found', 'the endpoint has no health record');
+  ctx.body = healthBody(health);
 };
 
 const getEndpointSecret: Handler = async (ctx, deps) => {
@@ -167,4 +204,5 @@ export const endpointHandlers: Record<string, Handler> = {
   getEndpointSecret,
   getEndpointPublicKey,
   rotateEndpointSecret,
+  getEndpointHealth,
 };

@@ -209,6 +209,104 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-queue webhooks in bulk
+         * @description `dead` webhooks matching the filter are replayed (same id, a fresh attempt budget);
+         *     `retrying` ones are attempted now instead of at their scheduled time. Answers how many
+         *     were re-queued. Safe to repeat: a webhook already re-queued is not counted again.
+         */
+        post: operations["retryWebhooks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/endpoints/{id}/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Health and circuit state of an endpoint */
+        get: operations["getEndpointHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List dead letters, newest first */
+        get: operations["listDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dead-letters/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay one dead letter
+         * @description Re-queues the webhook with its id (receivers deduplicate on `webhook-id`) and a fresh
+         *     attempt budget. A dead letter is replayed once: a second replay, also one racing the
+         *     first, is a 409.
+         */
+        post: operations["replayDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dead-letters/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay dead letters in bulk
+         * @description Replays every not yet replayed dead letter matching the filter; answers how many.
+         */
+        post: operations["replayDeadLetters"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -293,17 +391,22 @@ export interface components {
         };
         /**
          * @description `pending`: not attempted yet; `retrying`: failed at least once, another attempt is
-         *     scheduled; `delivered`: a 2xx answer was received; `dead`: attempts are exhausted.
+         *     scheduled; `delivered`: a 2xx answer was received; `dead`: attempts are exhausted, the
+         *     receiver answered 410 Gone, or the endpoint was deleted (see dead letters); `held`: the
+         *     endpoint is disabled, and the webhook waits until it is enabled again.
          * @enum {string}
          */
-        Status: "pending" | "retrying" | "delivered" | "dead";
+        Status: "pending" | "retrying" | "delivered" | "dead" | "held";
         DeliverAccepted: {
             /** @example msg_01JF3Y8Q6ZV7W3K2T9H4N5B6C7 */
             id: string;
             /** @example ep_01JF3Y8Q6ZV7W3K2T9H4N5B6C8 */
             endpointId: string;
-            /** @enum {string} */
-            status: "pending";
+            /**
+             * @description `held` when the endpoint is disabled: the webhook is kept and delivered once the endpoint is enabled.
+             * @enum {string}
+             */
+            status: "pending" | "held";
         };
         WebhookStatus: {
             id: string;
@@ -425,6 +528,7 @@ export interface components {
             updatedAt: string;
             /** Format: date-time */
             deletedAt: string | null;
+            health?: components["schemas"]["EndpointHealth"];
         };
         EndpointList: {
             data: components["schemas"]["Endpoint"][];
@@ -490,6 +594,87 @@ export interface components {
             scheme: "standard-webhooks" | "x-webhook" | null;
             reason: string;
             keyId?: string;
+            /**
+             * @description The algorithm of the matching signature (when valid).
+             * @enum {string}
+             */
+            algorithm?: "hmac-sha256" | "hmac-sha512" | "ed25519";
+        };
+        EndpointHealth: {
+            /**
+             * @description `open`: attempts wait for `nextProbeAt` without using an attempt; `half_open`: one probe is in flight.
+             * @enum {string}
+             */
+            circuitState: "closed" | "open" | "half_open";
+            /** @description An exponentially weighted success rate of recent attempts. */
+            healthScore: number;
+            consecutiveFailures: number;
+            /** @description Attempts in the current failure-rate window. */
+            windowAttempts: number;
+            windowFailures: number;
+            failureRate: number;
+            /** Format: date-time */
+            openedAt: string | null;
+            /** Format: date-time */
+            nextProbeAt: string | null;
+            /** Format: date-time */
+            lastSuccessAt: string | null;
+            /** Format: date-time */
+            lastFailureAt: string | null;
+            /**
+             * Format: date-time
+             * @description Start of the current unbroken run of failures.
+             */
+            failingSince: string | null;
+        };
+        /** @enum {string} */
+        DeadLetterReason: "attempts_exhausted" | "gone" | "endpoint_deleted";
+        DeadLetter: {
+            id: string;
+            webhookId: string;
+            endpointId: string;
+            reason: components["schemas"]["DeadLetterReason"];
+            lastStatusCode: number | null;
+            lastError: string | null;
+            attempts: number;
+            /** Format: date-time */
+            deadAt: string;
+            /** Format: date-time */
+            replayedAt: string | null;
+            replayedBy: string | null;
+        };
+        DeadLetterList: {
+            data: components["schemas"]["DeadLetter"][];
+            nextCursor: string | null;
+        };
+        DeadLetterFilter: {
+            endpointId?: string;
+            reason?: components["schemas"]["DeadLetterReason"];
+            /** Format: date-time */
+            deadAfter?: string;
+            /** Format: date-time */
+            deadBefore?: string;
+        };
+        RetryFilter: {
+            /** @enum {string} */
+            status: "dead" | "retrying";
+            endpointId?: string;
+            /** Format: date-time */
+            createdAfter?: string;
+            /** Format: date-time */
+            createdBefore?: string;
+        };
+        RequeueCount: {
+            requeued: number;
+        };
+        Replayed: {
+            deadLetterId: string;
+            webhookId: string;
+            /**
+             * @description `held` when the endpoint is disabled.
+             * @enum {string}
+             */
+            status: "pending" | "held";
         };
         Health: {
             /** @enum {string} */
@@ -956,6 +1141,142 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
+        };
+    };
+    retryWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetryFilter"];
+            };
+        };
+        responses: {
+            /** @description How many webhooks were re-queued. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequeueCount"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            415: components["responses"]["UnsupportedMediaType"];
+        };
+    };
+    getEndpointHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["EndpointId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint's health. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointHealth"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listDeadLetters: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; opaque and tamper-evident. */
+                cursor?: components["parameters"]["Cursor"];
+                endpointId?: string;
+                reason?: components["schemas"]["DeadLetterReason"];
+                deadAfter?: string;
+                deadBefore?: string;
+                /** @description Only replayed (true) or only not yet replayed (false) dead letters. */
+                replayed?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of dead letters. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    replayDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Replayed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Replayed"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    replayDeadLetters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeadLetterFilter"];
+            };
+        };
+        responses: {
+            /** @description How many were replayed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequeueCount"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             415: components["responses"]["UnsupportedMediaType"];
         };
     };

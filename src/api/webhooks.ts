@@ -127,7 +127,7 @@ const deliverWebhook: Handler = async (ctx, deps) => {
   }
   ctx.status = 202;
   ctx.set('Location', `/api/v1/webhooks/${accepted.id}`);
-  ctx.body = { id: accepted.id, endpointId: accepted.endpointId, status: 'pending' };
+  ctx.body = { id: accepted.id, endpointId: accepted.endpointId, status: accepted.status };
 };
 
 /**

@@ -16,6 +16,8 @@ export const WEBHOOK_STATUS = Object.freeze({
   retrying: 'retrying',
   delivered: 'delivered',
   dead: 'dead',
+  /** Accepted for a disabled endpoint and kept until it is enabled again. */
+  held: 'held',
 } as const);
 export type WebhookStatus = (typeof WEBHOOK_STATUS)[keyof typeof WEBHOOK_STATUS];
 
@@ -64,6 +66,8 @@ export interface WebhooksTable {
   retry_policy: ColumnType<RetryPolicy, string, string>;
   status: ColumnType<WebhookStatus, WebhookStatus | undefined, WebhookStatus>;
   attempts: Generated<number>;
+  /** Attempts made before the last replay; the retry policy counts attempts above it. */
+  attempts_base: Generated<number>;
   next_attempt_at: NullableTimestamp;
   last_attempt_at: NullableTimestamp;
   delivered_at: NullableTimestamp;
@@ -89,12 +93,49 @@ export interface AttemptsTable {
   response_body: string | null;
 }
 
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
+export interface EndpointHealthTable {
+  endpoint_id: string;
+  circuit_state: ColumnType<CircuitState, CircuitState | undefined, CircuitState>;
+  consecutive_failures: Generated<number>;
+  window_started_at: Generated<Date>;
+  window_attempts: Generated<number>;
+  window_failures: Generated<number>;
+  opened_at: NullableTimestamp;
+  open_count: Generated<number>;
+  next_probe_at: NullableTimestamp;
+  probe_started_at: NullableTimestamp;
+  last_success_at: NullableTimestamp;
+  last_failure_at: NullableTimestamp;
+  failing_since: NullableTimestamp;
+  health_score: Generated<number>;
+  updated_at: Generated<Date>;
+}
+
+export type DeadLetterReason = 'attempts_exhausted' | 'gone' | 'endpoint_deleted';
+
+export interface DeadLettersTable {
+  id: string;
+  webhook_id: string;
+  endpoint_id: string;
+  reason: DeadLetterReason;
+  last_status_code: number | null;
+  last_error: string | null;
+  attempts: number;
+  dead_at: Generated<Date>;
+  replayed_at: NullableTimestamp;
+  replayed_by: string | null;
+}
+
 export interface Database {
   api_tokens: ApiTokensTable;
   endpoints: EndpointsTable;
   signing_keys: SigningKeysTable;
   webhooks: WebhooksTable;
   attempts: AttemptsTable;
+  endpoint_health: EndpointHealthTable;
+  dead_letters: DeadLettersTable;
 }
 
 export type Webhook = Selectable<WebhooksTable>;
@@ -102,3 +143,5 @@ export type NewWebhook = Insertable<WebhooksTable>;
 export type Endpoint = Selectable<EndpointsTable>;
 export type Attempt = Selectable<AttemptsTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
+export type EndpointHealth = Selectable<EndpointHealthTable>;
+export type DeadLetter = Selectable<DeadLettersTable>;

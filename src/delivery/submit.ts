@@ -42,7 +42,8 @@ export interface SubmitDeps {
 export interface Accepted {
   id: string;
   endpointId: string;
-  status: 'pending';
+  /** `held` when the endpoint is disabled: kept, and delivered once it is enabled. */
+  status: 'pending' | 'held';
   /** True when an earlier request with the same Idempotency-Key already made this webhook. */
   replayed: boolean;
 }
@@ -76,6 +77,7 @@ export async function enqueueWebhook(trx: Transaction<Database>, deps: SubmitDep
   }
   const retryPolicy = resolvePolicy(deps.retryDefaults, endpoint.retry_policy, input.retryPolicy);
   const now = new Date();
+  const held = !endpoint.enabled;
   await trx
     .insertInto('webhooks')
     .values({
@@ -88,10 +90,12 @@ export async function enqueueWebhook(trx: Transaction<Database>, deps: SubmitDep
       idempotency_key: input.idempotencyKey ?? null,
       request_hash: input.idempotencyKey ? (input.requestHash ?? null) : null,
       request_id: input.requestId ?? null,
-      next_attempt_at: now,
+      status: held ? 'held' : 'pending',
+      next_attempt_at: held ? null : now,
       updated_at: now,
     })
     .execute();
+  if (held) return { id, endpointId: endpoint.id, status: 'held' };
   const job: DeliveryJob = { webhookId: id, attempt: 1 };
   await deps.boss.send(DELIVERY_QUEUE, job, { db: fromKysely(trx), id: randomUUID() });
   return { id, endpointId: endpoint.id, status: 'pending' };
@@ -115,14 +119,16 @@ export async function submitWebhook(db: Db, deps: SubmitDeps, input: WebhookInpu
 export async function findReplay(db: Db, key: string, requestHash: Buffer | undefined): Promise<Accepted | undefined> {
   const row = await db
     .selectFrom('webhooks')
-    .select(['id', 'endpoint_id', 'request_hash'])
+    .select(['id', 'endpoint_id', 'request_hash', 'attempts', 'status'])
     .where('idempotency_key', '=', key)
     .executeTakeFirst();
   if (!row) return undefined;
   if (!requestHash || !row.request_hash || !row.request_hash.equals(requestHash)) {
     throw new AppError(409, 'idempotency_conflict', 'Idempotency-Key was already used with a different request body');
   }
-  return { id: row.id, endpointId: row.endpoint_id, status: 'pending', replayed: true };
+  // The answer the first request got: held if it was accepted for a disabled endpoint.
+  const status = row.status === 'held' && row.attempts === 0 ? 'held' : 'pending';
+  return { id: row.id, endpointId: row.endpoint_id, status, replayed: true };
 }
 
 async function replay(db: Db, key: string, requestHash: Buffer | undefined): Promise<Accepted> {

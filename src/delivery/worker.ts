@@ -3,7 +3,8 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
-import { recordAttempt, type Outcome } from './record.ts';
+import { claimProbe, deferAttempt, holdWebhook, recordAttempt, type Outcome } from './record.ts';
+import { admit, DEFAULT_HEALTH_SETTINGS, type HealthSettings, type HealthState } from '../endpoints/health.ts';
 import { nextRetry } from './retry-policy.ts';
 import { HOP_BY_HOP, type Sender } from './send.ts';
 import { signatureHeaders, type SigningKey } from './sign.ts';
@@ -27,6 +28,8 @@ export interface WorkerDeps {
   random?: () => number;
   /** Told when an attempt scheduled a retry, so the process can wake itself when it is due. */
   onRetryScheduled?: (at: Date) => void;
+  /** Circuit breaker settings (DEFAULT_HEALTH_SETTINGS when absent). */
+  health?: HealthSettings;
   /** True for a job given back to the queue at shutdown: its attempt is not ours to record. */
   handedBack?: (jobId: string) => boolean;
 }
@@ -39,6 +42,26 @@ export interface Worker {
 }
 
 export const USER_AGENT = 'hookrelay/0.1';
+
+/** A worker that lost the race for a probe looks again this much later. */
+const PROBE_RACE_DEFER_MS = 1_000;
+
+/** The fields of a health state that admission does not read. */
+const CLOSED_DEFAULTS: HealthState = {
+  circuitState: 'closed',
+  consecutiveFailures: 0,
+  windowStartedAt: new Date(0),
+  windowAttempts: 0,
+  windowFailures: 0,
+  openedAt: null,
+  openCount: 0,
+  nextProbeAt: null,
+  probeStartedAt: null,
+  lastSuccessAt: null,
+  lastFailureAt: null,
+  failingSince: null,
+  healthScore: 100,
+};
 
 /** Polling is the backstop for deferred jobs (NOTIFY fires when a job is created, not when it
  * comes due); a retry due sooner than this is woken by a local timer instead. */
@@ -110,9 +133,11 @@ async function loadBatch(db: Db, ids: string[]) {
   const rows = await db
     .selectFrom('webhooks as w')
     .innerJoin('endpoints as e', 'e.id', 'w.endpoint_id')
+    .innerJoin('endpoint_health as h', 'h.endpoint_id', 'w.endpoint_id')
     .select([
       'w.id', 'w.endpoint_id', 'w.url', 'w.body', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id',
-      'e.headers as endpoint_headers', 'e.timeout_ms', 'e.signature_algorithm',
+      'w.attempts_base', 'e.headers as endpoint_headers', 'e.timeout_ms', 'e.signature_algorithm', 'e.enabled', 'e.deleted_at',
+      'h.circuit_state', 'h.next_probe_at', 'h.probe_started_at',
     ])
     .where('w.id', 'in', ids)
     .execute();
@@ -141,9 +166,36 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
       await boss.complete(DELIVERY_QUEUE, job);
       return { id: job.id, status: 'completed' };
     }
-    if (webhook.attempts >= attempt || webhook.status === 'delivered' || webhook.status === 'dead') {
+    if (webhook.attempts >= attempt || (webhook.status !== 'pending' && webhook.status !== 'retrying')) {
       log.info('stale job: this attempt was already recorded', { recordedAttempts: webhook.attempts, status: webhook.status });
       await boss.complete(DELIVERY_QUEUE, job);
+      return { id: job.id, status: 'completed' };
+    }
+    if (!webhook.enabled || webhook.deleted_at) {
+      if (await holdWebhook(db, boss, job, webhookId, attempt)) log.info('endpoint disabled: webhook held until it is enabled again');
+      return { id: job.id, status: 'completed' };
+    }
+    const timeoutMs = webhook.timeout_ms ?? config.deliveryTimeoutMs;
+    // A probe whose worker vanished may be claimed again after this long.
+    const probeTimeoutMs = timeoutMs + 30_000;
+    const admission = admit({
+      ...CLOSED_DEFAULTS,
+      circuitState: webhook.circuit_state,
+      nextProbeAt: webhook.next_probe_at,
+      probeStartedAt: webhook.probe_started_at,
+    }, new Date(now()), probeTimeoutMs);
+    let probe = false;
+    if (admission.action === 'probe') {
+      probe = await claimProbe(db, webhook.endpoint_id, probeTimeoutMs);
+      if (!probe) {
+        await deferAttempt(db, boss, job, webhookId, attempt, new Date(now() + PROBE_RACE_DEFER_MS));
+        return { id: job.id, status: 'completed' };
+      }
+      log.info('circuit half-open: this attempt is the probe');
+    } else if (admission.action === 'defer') {
+      if (await deferAttempt(db, boss, job, webhookId, attempt, admission.until)) {
+        log.debug('attempt deferred, no attempt used', { reason: admission.reason, until: admission.until.toISOString() });
+      }
       return { id: job.id, status: 'completed' };
     }
 
@@ -158,7 +210,6 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
       keys,
       algorithm: webhook.signature_algorithm,
     }));
-    const timeoutMs = webhook.timeout_ms ?? config.deliveryTimeoutMs;
     const result = await sender.send({ url: webhook.url, headers, body, timeoutMs, maxResponseBytes: config.maxResponseBytes });
 
     if (deps.handedBack?.(job.id)) {
@@ -170,15 +221,23 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     if (result.ok) {
       outcome = { kind: 'delivered' };
     } else {
-      const decision = nextRetry(webhook.retry_policy, attempt, random());
+      // The policy counts attempts within the current budget (a replay starts a fresh one).
+      const decision = nextRetry(webhook.retry_policy, attempt - webhook.attempts_base, random(), {
+        statusCode: result.statusCode,
+        retryAfter: result.responseHeaders['retry-after'],
+      }, now());
       outcome = decision.kind === 'retry'
-        ? { kind: 'retry', nextAttempt: decision.nextAttempt, at: new Date(now() + decision.delayMs) }
-        : decision;
+        ? { kind: 'retry', nextAttempt: attempt + 1, at: new Date(now() + decision.delayMs) }
+        : { kind: 'dead', reason: decision.reason, detail: decision.detail };
     }
 
-    const recorded = await recordAttempt(db, boss, { job, webhookId, endpointId: webhook.endpoint_id, attempt, startedAt, result, outcome });
-    const facts = { statusCode: result.statusCode, durationMs: result.durationMs, errorClass: result.errorClass };
-    if (recorded === 'stale') {
+    const recorded = await recordAttempt(db, boss, {
+      job, webhookId, endpointId: webhook.endpoint_id, attempt, startedAt, result, outcome, healthSettings: deps.health ?? DEFAULT_HEALTH_SETTINGS,
+    });
+    const facts = { statusCode: result.statusCode, durationMs: result.durationMs, errorClass: result.errorClass, probe };
+    if (recorded.transition) log.warn(`circuit ${recorded.transition}`, { ...facts, transition: recorded.transition });
+    if (recorded.disabled) log.warn('endpoint disabled', { reason: recorded.disabled });
+    if (recorded.status === 'stale') {
       log.warn('attempt made but another worker recorded it first', facts);
     } else if (outcome.kind === 'delivered') {
       log.info('delivered', facts);

@@ -2,7 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { RetryPolicy } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
-import type { Database, Endpoint } from '../db/schema.ts';
+import type { CircuitState, Database, Endpoint, EndpointHealth } from '../db/schema.ts';
 import type { SignatureAlgorithm } from '../delivery/sign.ts';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
@@ -127,6 +127,15 @@ export async function updateEndpoint(db: Db, keyring: Keyring, id: string, patch
         set.enabled = patch.enabled;
         set.disabled_reason = patch.enabled ? null : 'disabled by the API';
       }
+      if (patch.enabled === true && !current.enabled) {
+        // An operator enabling an endpoint overrides what its history says: a fresh, closed
+        // circuit, and everything it held goes out again.
+        await trx.updateTable('endpoint_health').set({
+          circuit_state: 'closed', consecutive_failures: 0, window_started_at: new Date(), window_attempts: 0, window_failures: 0,
+          opened_at: null, open_count: 0, next_probe_at: null, probe_started_at: null, failing_since: null, updated_at: new Date(),
+        }).where('endpoint_id', '=', id).execute();
+        await sql`SELECT hookrelay.release_held(${id})`.execute(trx);
+      }
       if (patch.headers !== undefined) set.headers = JSON.stringify(patch.headers);
       if (patch.retryPolicy !== undefined) set.retry_policy = patch.retryPolicy === null ? null : JSON.stringify(patch.retryPolicy);
       if (patch.timeoutMs !== undefined) set.timeout_ms = patch.timeoutMs;
@@ -148,7 +157,7 @@ export async function updateEndpoint(db: Db, keyring: Keyring, id: string, patch
 /**
  * Soft deletion: the endpoint and its history stay readable, its URL is free for a new
  * endpoint, and webhooks still waiting for it end `dead` with the reason (never silently
- * dropped). Their queued jobs find them dead and complete without an attempt.
+ * dropped: each gets a dead letter). Their queued jobs find them dead and complete without an attempt.
  */
 export async function deleteEndpoint(db: Db, id: string): Promise<Endpoint> {
   return db.transaction().execute(async (trx) => {
@@ -156,12 +165,24 @@ export async function deleteEndpoint(db: Db, id: string): Promise<Endpoint> {
     if (!current) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(id)}`);
     if (current.deleted_at) return current;
     const now = new Date();
-    await trx
+    const killed = await trx
       .updateTable('webhooks')
       .set({ status: 'dead', next_attempt_at: null, last_error: 'endpoint deleted', updated_at: now })
       .where('endpoint_id', '=', id)
-      .where('status', 'in', ['pending', 'retrying'])
+      .where('status', 'in', ['pending', 'retrying', 'held'])
+      .returning(['id', 'attempts', 'last_status_code'])
       .execute();
+    if (killed.length > 0) {
+      await trx.insertInto('dead_letters').values(killed.map((w) => ({
+        id: newId('deadLetter'),
+        webhook_id: w.id,
+        endpoint_id: id,
+        reason: 'endpoint_deleted' as const,
+        last_status_code: w.last_status_code,
+        last_error: 'endpoint deleted',
+        attempts: w.attempts,
+      }))).execute();
+    }
     return trx
       .updateTable('endpoints')
       .set({ deleted_at: now, enabled: false, disabled_reason: 'deleted', updated_at: now })
@@ -190,7 +211,18 @@ export async function listEndpoints(db: Db, filter: EndpointFilter, page: { limi
   if (filter.enabled !== undefined) q = q.where('enabled', '=', filter.enabled);
   // strpos rather than ILIKE: a substring typed by a user must not act as a pattern (% and _).
   if (filter.url) q = q.where(sql<boolean>`strpos(lower(url), lower(${filter.url})) > 0`);
+  if (filter.healthState) {
+    const state = filter.healthState as CircuitState;
+    q = q.where((eb) => eb.exists(eb.selectFrom('endpoint_health as h').select('h.endpoint_id').whereRef('h.endpoint_id', '=', 'endpoints.id').where('h.circuit_state', '=', state)));
+  }
   if (page.after) q = q.where('id', '>', page.after);
   const rows = await q.orderBy('id').limit(page.limit + 1).execute();
   return { rows: rows.slice(0, page.limit), more: rows.length > page.limit };
+}
+
+/** Health rows of the given endpoints, by endpoint id. */
+export async function healthOf(db: Executor, endpointIds: readonly string[]): Promise<Map<string, EndpointHealth>> {
+  if (endpointIds.length === 0) return new Map();
+  const rows = await db.selectFrom('endpoint_health').selectAll().where('endpoint_id', 'in', endpointIds).execute();
+  return new Map(rows.map((r) => [r.endpoint_id, r]));
 }

@@ -1,0 +1,141 @@
+import type { CircuitState } from '../db/schema.ts';
+
+/**
+ * Endpoint health and the circuit breaker, as pure functions of (state, event, now,
+ * settings). The worker asks `admit` before an attempt and applies `afterAttempt` in the same
+ * transaction that records it.
+ *
+ *   closed ──(N consecutive failures, or failure rate ≥ R over ≥ M attempts in the window)──▶ open
+ *   open ──(next_probe_at reached; one worker claims the probe)──▶ half_open
+ *   half_open ──(probe succeeds)──▶ closed        half_open ──(probe fails)──▶ open (longer cooldown)
+ *
+ * While open, due attempts wait for the probe time without using an attempt, so a dead
+ * endpoint is not hammered and its webhooks do not burn their retry budget.
+ */
+
+export interface HealthSettings {
+  /** Consecutive failures that open the circuit. */
+  failureThreshold: number;
+  /** Length of the failure-rate window, ms. */
+  windowMs: number;
+  /** Attempts the window needs before its failure rate counts. */
+  minRequests: number;
+  /** Failure rate (0-1) over the window that opens the circuit. */
+  failureRate: number;
+  /** First cooldown before a probe, ms; doubles each time the circuit opens again, up to maxCooldownMs. */
+  cooldownMs: number;
+  maxCooldownMs: number;
+  /** An endpoint failing without a single success for this long is disabled, ms. */
+  disableAfterMs: number;
+}
+
+export const DEFAULT_HEALTH_SETTINGS: HealthSettings = Object.freeze({
+  failureThreshold: 5,
+  windowMs: 5 * 60_000,
+  minRequests: 20,
+  failureRate: 0.5,
+  cooldownMs: 30_000,
+  maxCooldownMs: 3_600_000,
+  disableAfterMs: 5 * 24 * 3_600_000,
+});
+
+export interface HealthState {
+  circuitState: CircuitState;
+  consecutiveFailures: number;
+  windowStartedAt: Date;
+  windowAttempts: number;
+  windowFailures: number;
+  openedAt: Date | null;
+  openCount: number;
+  nextProbeAt: Date | null;
+  probeStartedAt: Date | null;
+  lastSuccessAt: Date | null;
+  lastFailureAt: Date | null;
+  failingSince: Date | null;
+  healthScore: number;
+}
+
+export type Admission =
+  | { action: 'send' }
+  /** Send as the half-open probe; the caller must win the claim in the database first. */
+  | { action: 'probe' }
+  | { action: 'defer'; until: Date; reason: string };
+
+/**
+ * Whether an attempt may go out now. A probe whose worker vanished (claimed more than
+ * `probeTimeoutMs` ago) may be claimed again.
+ */
+export function admit(state: HealthState, now: Date, probeTimeoutMs: number): Admission {
+  if (state.circuitState === 'closed') return { action: 'send' };
+  if (state.circuitState === 'open') {
+    const at = state.nextProbeAt ?? now;
+    return at <= now ? { action: 'probe' } : { action: 'defer', until: at, reason: 'circuit open' };
+  }
+  const started = state.probeStartedAt?.getTime() ?? 0;
+  if (now.getTime() - started > probeTimeoutMs) return { action: 'probe' };
+  return { action: 'defer', until: new Date(started + probeTimeoutMs), reason: 'probe in flight' };
+}
+
+export type Transition = 'opened' | 'reopened' | 'closed' | null;
+
+export interface AfterAttempt {
+  state: HealthState;
+  transition: Transition;
+  /** The endpoint has failed without a success for disableAfterMs: disable it. */
+  disable: boolean;
+}
+
+/** Weight of the newest attempt in the health score. */
+const SCORE_WEIGHT = 0.2;
+
+export function cooldownFor(openCount: number, settings: HealthSettings): number {
+  return Math.min(settings.maxCooldownMs, settings.cooldownMs * Math.pow(2, Math.max(0, openCount - 1)));
+}
+
+export function afterAttempt(prev: HealthState, ok: boolean, now: Date, settings: HealthSettings): AfterAttempt {
+  const windowExpired = now.getTime() - prev.windowStartedAt.getTime() >= settings.windowMs;
+  const state: HealthState = {
+    ...prev,
+    windowStartedAt: windowExpired ? now : prev.windowStartedAt,
+    windowAttempts: (windowExpired ? 0 : prev.windowAttempts) + 1,
+    windowFailures: (windowExpired ? 0 : prev.windowFailures) + (ok ? 0 : 1),
+    healthScore: Math.round((1 - SCORE_WEIGHT) * prev.healthScore + SCORE_WEIGHT * (ok ? 100 : 0)),
+  };
+  if (ok) {
+    const wasOpen = prev.circuitState !== 'closed';
+    Object.assign(state, {
+      circuitState: 'closed',
+      consecutiveFailures: 0,
+      lastSuccessAt: now,
+      failingSince: null,
+      nextProbeAt: null,
+      probeStartedAt: null,
+      openedAt: null,
+      openCount: 0,
+    } satisfies Partial<HealthState>);
+    return { state, transition: wasOpen ? 'closed' : null, disable: false };
+  }
+  state.consecutiveFailures = prev.consecutiveFailures + 1;
+  state.lastFailureAt = now;
+  state.failingSince = prev.failingSince ?? now;
+  const disable = now.getTime() - state.failingSince.getTime() >= settings.disableAfterMs;
+
+  let transition: Transition = null;
+  const rateTrips = state.windowAttempts >= settings.minRequests && state.windowFailures / state.windowAttempts >= settings.failureRate;
+  if (prev.circuitState === 'half_open' || prev.circuitState === 'open') {
+    // A failed probe (or a straggler that was already in flight): open again, longer.
+    state.circuitState = 'open';
+    state.openCount = prev.openCount + 1;
+    state.openedAt = now;
+    state.probeStartedAt = null;
+    state.nextProbeAt = new Date(now.getTime() + cooldownFor(state.openCount, settings));
+    transition = 'reopened';
+  } else if (state.consecutiveFailures >= settings.failureThreshold || rateTrips) {
+    state.circuitState = 'open';
+    state.openCount = 1;
+    state.openedAt = now;
+    state.nextProbeAt = new Date(now.getTime() + cooldownFor(1, settings));
+    transition = 'opened';
+  }
+  return { state, transition, disable };
+}
