@@ -179,11 +179,9 @@ const getEndpointPublicKey: Handler = async (ctx, deps) => {
 const rotateEndpointSecret: Handler = async (ctx, deps) => {
   const body = ctx.request.body as RotateRequest;
   const endpoint = await requireEndpoint(deps.db, ctx.params.id ?? '');
-  if (endpoint.deleted_at) throw new AppError(409, 'endpoint_deleted', 'the endpoint is deleted; its keys cannot be rotated');
-  const kind = kindOf(endpoint.signature_algorithm);
   const rotation = await rotateKey(deps.db, deps.keyring, endpoint.id, {
-    kind,
-    secret: body.secret === undefined ? undefined : checkSecret(body.secret, kind),
+    secret: body.secret,
+    checkSecret: (secret, kind) => checkSecret(secret, kind),
     graceSeconds: body.graceSeconds ?? DEFAULT_GRACE_SECONDS,
   });
   ctx.state.log.info('signing key rotated', { endpointId: endpoint.id, keyId: rotation.keyId, previousKeyId: rotation.previousKeyId, previousKeyExpiresAt: rotation.previousKeyExpiresAt?.toISOString() });

@@ -88,6 +88,14 @@ export interface AfterAttempt {
 /** Weight of the newest attempt in the health score. */
 const SCORE_WEIGHT = 0.2;
 
+/** The weighted average, moved at least one point toward the target so rounding cannot stall it short of 0 or 100. */
+export function nextScore(prev: number, ok: boolean): number {
+  const target = ok ? 100 : 0;
+  const next = Math.round((1 - SCORE_WEIGHT) * prev + SCORE_WEIGHT * target);
+  if (next !== prev || prev === target) return next;
+  return prev + Math.sign(target - prev);
+}
+
 export function cooldownFor(openCount: number, settings: HealthSettings): number {
   return Math.min(settings.maxCooldownMs, settings.cooldownMs * Math.pow(2, Math.max(0, openCount - 1)));
 }
@@ -99,7 +107,7 @@ export function afterAttempt(prev: HealthState, ok: boolean, now: Date, settings
     windowStartedAt: windowExpired ? now : prev.windowStartedAt,
     windowAttempts: (windowExpired ? 0 : prev.windowAttempts) + 1,
     windowFailures: (windowExpired ? 0 : prev.windowFailures) + (ok ? 0 : 1),
-    healthScore: Math.round((1 - SCORE_WEIGHT) * prev.healthScore + SCORE_WEIGHT * (ok ? 100 : 0)),
+    healthScore: nextScore(prev.healthScore, ok),
   };
   if (ok) {
     const wasOpen = prev.circuitState !== 'closed';

@@ -64,21 +64,32 @@ export interface Rotation {
 }
 
 /**
- * Makes a new current key. The replaced one keeps signing for `graceSeconds`. Serialized per
- * endpoint by locking the endpoint row, so two rotations at once leave one current key.
+ * Makes a new current key of the kind the endpoint's algorithm needs. The replaced key, and
+ * any older key still in its grace period, keep signing for at most `graceSeconds` more: a
+ * rotation with a grace of 0 stops every old key at once (after a leak, say). Serialized per
+ * endpoint by locking the endpoint row, which is also where the key kind is read, so a
+ * concurrent change of algorithm cannot leave a key of the wrong kind.
  */
-export async function rotateKey(db: Db, keyring: Keyring, endpointId: string, options: { kind: KeyKind; secret?: string; graceSeconds: number }): Promise<Rotation> {
+export async function rotateKey(
+  db: Db,
+  keyring: Keyring,
+  endpointId: string,
+  options: { secret?: string | undefined; graceSeconds: number; checkSecret?: (secret: string, kind: KeyKind) => string },
+): Promise<Rotation> {
   return db.transaction().execute(async (trx) => {
-    const endpoint = await trx.selectFrom('endpoints').select(['id', 'deleted_at']).where('id', '=', endpointId).forUpdate().executeTakeFirst();
+    const endpoint = await trx.selectFrom('endpoints').select(['id', 'deleted_at', 'signature_algorithm']).where('id', '=', endpointId).forUpdate().executeTakeFirst();
     if (!endpoint) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(endpointId)}`);
     if (endpoint.deleted_at) throw new AppError(409, 'endpoint_deleted', 'the endpoint is deleted; its keys cannot be rotated');
-    return rotateLocked(trx, keyring, endpointId, options);
+    const kind = kindOf(endpoint.signature_algorithm);
+    const secret = options.secret !== undefined && options.checkSecret ? options.checkSecret(options.secret, kind) : options.secret;
+    return rotateLocked(trx, keyring, endpointId, { kind, secret, graceSeconds: options.graceSeconds });
   });
 }
 
 /** The rotation itself, for callers that already hold the endpoint row's lock. */
-export async function rotateLocked(trx: Transaction<Database>, keyring: Keyring, endpointId: string, options: { kind: KeyKind; secret?: string; graceSeconds: number }): Promise<Rotation> {
-  const expiresAt = new Date(Date.now() + options.graceSeconds * 1000);
+export async function rotateLocked(trx: Transaction<Database>, keyring: Keyring, endpointId: string, options: { kind: KeyKind; secret?: string | undefined; graceSeconds: number }): Promise<Rotation> {
+  const now = new Date();
+  const expiresAt = new Date(now.getTime() + options.graceSeconds * 1000);
   const previous = await trx
     .updateTable('signing_keys')
     .set({ expires_at: expiresAt })
@@ -86,6 +97,13 @@ export async function rotateLocked(trx: Transaction<Database>, keyring: Keyring,
     .where('expires_at', 'is', null)
     .returning('id')
     .executeTakeFirst();
+  // Older keys still in grace never outlive the newest grace period.
+  await trx
+    .updateTable('signing_keys')
+    .set({ expires_at: expiresAt })
+    .where('endpoint_id', '=', endpointId)
+    .where('expires_at', '>', expiresAt)
+    .execute();
   const key = makeKey(options.kind, options.secret);
   await insertKey(trx, keyring, endpointId, key);
   return {

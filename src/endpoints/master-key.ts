@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -25,14 +26,20 @@ export async function loadKeyring(config: Pick<Config, 'masterKey' | 'previousMa
   });
   if (text === undefined) {
     const generated = generateMasterKey();
+    // Written whole to a private temporary file, then linked into place: link() fails if the
+    // name exists, so when two processes start at once exactly one key wins, and nobody ever
+    // reads a half-written file.
+    const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(temp, generated + '\n', { mode: 0o600, flag: 'wx' });
     try {
-      // `wx`: when two processes start at once, one writes and the other reads its key.
-      await writeFile(file, generated + '\n', { mode: 0o600, flag: 'wx' });
+      await link(temp, file);
       log.warn('HOOKRELAY_MASTER_KEY is not set: generated one for the embedded database; back it up with the data, and set HOOKRELAY_MASTER_KEY in production', { file });
       text = generated;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       text = await readFile(file, 'utf8');
+    } finally {
+      await unlink(temp).catch(() => {});
     }
   }
   return createKeyring(parseMasterKey(text, file), previous);
