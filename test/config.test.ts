@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { ConfigError, loadConfig, RETRY_LIMITS, SETTINGS } from '../src/config.ts';
 
@@ -14,18 +15,29 @@ test('loadConfig({}) gives the documented defaults', (t) => {
     dataDir: './.hookrelay',
     embeddedPort: undefined,
     adminToken: undefined,
+    masterKey: undefined,
+    previousMasterKeys: [],
     logLevel: 'info',
     roles: ['api', 'worker'],
     maxPayloadBytes: 262144,
     deliveryTimeoutMs: 15000,
     maxResponseBytes: 65536,
-    retry: { maxAttempts: 30, baseDelayMs: 5000, maxDelayMs: 3600000, backoffFactor: 2 },
+    retry: { maxAttempts: 33, baseDelayMs: 30000, maxDelayMs: 3600000, backoffFactor: 2 },
     workerBatchSize: 50,
     workerConcurrency: 2,
     queueHeartbeatSeconds: 10,
     queueSuperviseSeconds: 2,
     dbPoolMax: 10,
     shutdownTimeoutMs: 30000,
+    health: {
+      failureThreshold: 5,
+      failureRate: 0.5,
+      minRequests: 20,
+      windowMs: 300_000,
+      cooldownMs: 30_000,
+      maxCooldownMs: 3_600_000,
+      disableAfterMs: 432_000_000,
+    },
   });
 });
 
@@ -53,12 +65,28 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_QUEUE_SUPERVISE_SECONDS: config.queueSuperviseSeconds,
     HOOKRELAY_DB_POOL_MAX: config.dbPoolMax,
     HOOKRELAY_SHUTDOWN_TIMEOUT_MS: config.shutdownTimeoutMs,
+    HOOKRELAY_MASTER_KEY: config.masterKey,
+    HOOKRELAY_PREVIOUS_MASTER_KEYS: config.previousMasterKeys.length === 0 ? undefined : config.previousMasterKeys.join(','),
+    HOOKRELAY_CIRCUIT_FAILURE_THRESHOLD: config.health.failureThreshold,
+    HOOKRELAY_CIRCUIT_FAILURE_RATE: config.health.failureRate,
+    HOOKRELAY_CIRCUIT_MIN_REQUESTS: config.health.minRequests,
+    HOOKRELAY_CIRCUIT_WINDOW_SECONDS: config.health.windowMs / 1000,
+    HOOKRELAY_CIRCUIT_COOLDOWN_MS: config.health.cooldownMs,
+    HOOKRELAY_CIRCUIT_MAX_COOLDOWN_MS: config.health.maxCooldownMs,
+    HOOKRELAY_DISABLE_AFTER_SECONDS: config.health.disableAfterMs / 1000,
   };
   // Every documented setting is covered here, and no other.
   t.deepEqual(Object.keys(byEnv).sort(), SETTINGS.map((s) => s.env).sort());
   for (const s of SETTINGS) {
     const value = byEnv[s.env];
     t.is(value === undefined ? undefined : String(value), s.default, s.env);
+  }
+});
+
+test('the README settings table lists every setting with its default', (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  for (const s of SETTINGS) {
+    t.true(readme.includes(`| \`${s.env}\` | ${s.default === undefined ? '(unset)' : `\`${s.default}\``} |`), s.env);
   }
 });
 

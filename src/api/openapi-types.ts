@@ -374,7 +374,7 @@ export interface components {
         /**
          * @description Attempt n+1 follows attempt n after min(maxDelayMs, baseDelayMs * backoffFactor^(n-1)),
          *     with ±20% jitter, until maxAttempts attempts were made; then the webhook is `dead`.
-         *     Omitted fields take the server defaults (HOOKRELAY_RETRY_*: 30 attempts, 5000 ms,
+         *     Omitted fields take the server defaults (HOOKRELAY_RETRY_*: 33 attempts, 30000 ms,
          *     3600000 ms, factor 2).
          */
         RetryPolicyInput: {
