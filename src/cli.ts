@@ -8,6 +8,7 @@ import { migrate } from './db/migrate.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openDatabase, serve } from './main.ts';
 import { createToken } from './api/tokens.ts';
+import * as replay from './replay.ts';
 
 const USAGE = `usage: hookrelay <command>
 
@@ -15,6 +16,8 @@ commands:
   serve                       run the API and workers (as HOOKRELAY_ROLES says)
   migrate                     apply pending database migrations and exit
   token create --name NAME    create an API token; the token is printed once, on the last line
+  replay --endpoint ID --since T [--until T] [--reason R] [--dry-run]
+                              replay an endpoint's dead letters (progress on a terminal)
   keys rewrap                 re-encrypt every signing secret under HOOKRELAY_MASTER_KEY
                               (old master keys in HOOKRELAY_PREVIOUS_MASTER_KEYS)
   settings                    list every setting with its default
@@ -80,6 +83,34 @@ async function main(argv: string[]): Promise<void> {
         }
       });
       console.log(`rewrapped ${result.rewrapped} of ${result.total} signing keys under the current master key`);
+      return;
+    }
+    case 'replay': {
+      const parsed = replay.parseReplayArgs(rest);
+      if ('help' in parsed) {
+        console.log(replay.REPLAY_USAGE);
+        return;
+      }
+      if ('error' in parsed) fail(`${parsed.error}\n${replay.REPLAY_USAGE}`);
+      const progress = replay.progressDisplay(process.stderr);
+      const result = await withDatabase(async (connectionString) => {
+        const db = createDb(connectionString, { max: 1, applicationName: 'hookrelay-replay' });
+        try {
+          return await replay.replayDeadLetters(db.db, parsed.filter, {
+            batchSize: parsed.batchSize,
+            dryRun: parsed.dryRun,
+            by: replay.replayedBy(),
+            onProgress: (p) => progress.update(p),
+          });
+        } finally {
+          progress.end();
+          await db.close();
+        }
+      });
+      if (!result.endpointEnabled && result.held > 0) {
+        console.error(`hookrelay: endpoint ${parsed.filter.endpointId} is disabled: ${result.held} ${result.dryRun ? 'would be' : 'are'} held until it is enabled`);
+      }
+      console.log(replay.summaryLine(result));
       return;
     }
     case 'settings':

@@ -11,6 +11,9 @@ ALTER TABLE hookrelay.webhooks ADD COLUMN attempts_base integer NOT NULL DEFAULT
 ALTER TABLE hookrelay.webhooks ADD CONSTRAINT webhooks_attempts_base_check CHECK (attempts_base >= 0 AND attempts_base <= attempts);
 CREATE INDEX webhooks_held_idx ON hookrelay.webhooks (endpoint_id) WHERE status = 'held';
 CREATE INDEX webhooks_status_idx ON hookrelay.webhooks (status, endpoint_id);
+-- For the operators' time-window questions (sql/ops): throughput, outcomes, latency.
+CREATE INDEX webhooks_delivered_at_idx ON hookrelay.webhooks (delivered_at) WHERE delivered_at IS NOT NULL;
+CREATE INDEX attempts_started_idx ON hookrelay.attempts (started_at);
 
 -- Health of each endpoint, updated in the same transaction as every attempt.
 --   circuit_state  closed: deliver; open: attempts wait for next_probe_at without using an
@@ -123,7 +126,9 @@ BEGIN
   IF NOT FOUND THEN RETURN false; END IF;
   -- A deleted endpoint takes nothing any more: its dead letters stay as they are.
   IF EXISTS (SELECT 1 FROM hookrelay.endpoints WHERE id = w.endpoint_id AND deleted_at IS NOT NULL) THEN RETURN false; END IF;
-  SELECT enabled INTO endpoint_enabled FROM hookrelay.endpoints WHERE id = w.endpoint_id;
+  -- FOR SHARE: an enabling of the endpoint that is under way (and releases what it held)
+  -- commits first, so a webhook is never left held on an enabled endpoint.
+  SELECT enabled INTO endpoint_enabled FROM hookrelay.endpoints WHERE id = w.endpoint_id FOR SHARE;
   UPDATE hookrelay.dead_letters SET replayed_at = now(), replayed_by = p_by WHERE webhook_id = p_webhook_id AND replayed_at IS NULL;
   IF endpoint_enabled THEN
     UPDATE hookrelay.webhooks
@@ -155,13 +160,17 @@ BEGIN
 END
 $$;
 
--- Releases every webhook an endpoint holds (when it is enabled again). Returns how many.
+-- Releases every webhook an endpoint holds (when it is enabled again). Returns how many;
+-- 0 while the endpoint is still disabled, since the worker would only hold them again.
 CREATE FUNCTION hookrelay.release_held(p_endpoint_id text)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   w record;
   n integer := 0;
 BEGIN
+  IF NOT EXISTS (SELECT 1 FROM hookrelay.endpoints WHERE id = p_endpoint_id AND enabled AND deleted_at IS NULL FOR SHARE) THEN
+    RETURN 0;
+  END IF;
   FOR w IN SELECT id, attempts FROM hookrelay.webhooks WHERE endpoint_id = p_endpoint_id AND status = 'held' ORDER BY id FOR UPDATE LOOP
     UPDATE hookrelay.webhooks SET status = 'pending', next_attempt_at = now(), updated_at = now() WHERE id = w.id;
     PERFORM hookrelay.enqueue_attempt(w.id, w.attempts + 1);

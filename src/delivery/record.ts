@@ -137,19 +137,29 @@ export async function disableEndpoint(trx: Transaction<Database>, endpointId: st
 
 /**
  * The endpoint is disabled: the webhook is `held` (no attempt used, no job left) until the
- * endpoint is enabled again, which re-queues it.
+ * endpoint is enabled again, which re-queues it. The endpoint row is share-locked and read
+ * again: if an enabling committed since the batch was loaded, the attempt is queued again
+ * at once instead, so nothing stays held on an enabled endpoint.
  */
-export async function holdWebhook(db: Db, boss: PgBoss, job: JobRef, webhookId: string, attempt: number): Promise<boolean> {
+export async function holdWebhook(db: Db, boss: PgBoss, job: JobRef, webhookId: string, endpointId: string, attempt: number): Promise<'held' | 'requeued' | 'stale'> {
   return db.transaction().execute(async (trx) => {
+    const pgDb = fromKysely(trx);
+    const endpoint = await trx.selectFrom('endpoints').select(['enabled', 'deleted_at']).where('id', '=', endpointId).forShare().executeTakeFirstOrThrow();
+    const enabled = endpoint.enabled && !endpoint.deleted_at;
     const updated = await trx
       .updateTable('webhooks')
-      .set({ status: 'held', next_attempt_at: null, updated_at: new Date() })
+      .set(enabled ? { updated_at: new Date() } : { status: 'held', next_attempt_at: null, updated_at: new Date() })
       .where('id', '=', webhookId)
       .where('attempts', '=', attempt - 1)
       .where('status', 'in', ['pending', 'retrying'])
       .executeTakeFirst();
-    await boss.complete(DELIVERY_QUEUE, job, null, { db: fromKysely(trx) });
-    return updated.numUpdatedRows > 0n;
+    const acted = updated.numUpdatedRows > 0n;
+    if (acted && enabled) {
+      const again: DeliveryJob = { webhookId, attempt };
+      await boss.send(DELIVERY_QUEUE, again, { db: pgDb, id: randomUUID() });
+    }
+    await boss.complete(DELIVERY_QUEUE, job, null, { db: pgDb });
+    return !acted ? 'stale' : enabled ? 'requeued' : 'held';
   });
 }
 

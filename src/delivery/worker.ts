@@ -172,7 +172,8 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
       return { id: job.id, status: 'completed' };
     }
     if (!webhook.enabled || webhook.deleted_at) {
-      if (await holdWebhook(db, boss, job, webhookId, attempt)) log.info('endpoint disabled: webhook held until it is enabled again');
+      const held = await holdWebhook(db, boss, job, webhookId, webhook.endpoint_id, attempt);
+      if (held === 'held') log.info('endpoint disabled: webhook held until it is enabled again');
       return { id: job.id, status: 'completed' };
     }
     const timeoutMs = webhook.timeout_ms ?? config.deliveryTimeoutMs;
