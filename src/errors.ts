@@ -79,3 +79,13 @@ export function fieldError(field: string, message: string): FieldError {
 export function badField(field: string, message: string, code = 'validation_failed'): AppError {
   return new AppError(400, code, `${field || 'body'}: ${message}`, { errors: [fieldError(field, message)] });
 }
+
+/**
+ * A date-time query or body field as a Date. The schema's format check lets through a few
+ * RFC 3339 forms JavaScript cannot represent (a leap second, 23:59:60): those are a 400 too.
+ */
+export function parseTime(value: string, field: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw badField(field, 'is not a date-time this service can represent');
+  return date;
+}

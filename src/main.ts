@@ -8,6 +8,7 @@ import { createDb, type DbHandle } from './db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { loadKeyring } from './endpoints/master-key.ts';
+import { KeyringError } from './endpoints/keyring.ts';
 import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
 import { startWorker, type Worker } from './delivery/worker.ts';
@@ -40,8 +41,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
   const cleanups: (() => Promise<unknown>)[] = [];
   if (embedded) cleanups.push(() => embedded.stop());
   try {
-    await migrate(connectionString, log);
+    // The keyring first: a missing master key stops the start before anything is written.
     const keyring = await loadKeyring(config, log, Boolean(embedded));
+    await migrate(connectionString, log);
     const db = createDb(connectionString, { max: config.dbPoolMax });
     cleanups.push(() => db.close());
     const adminId = config.adminToken ? await ensureAdminToken(db.db, config.adminToken) : undefined;
@@ -138,6 +140,10 @@ export async function serve(): Promise<void> {
   try {
     service = await startService(config, log);
   } catch (err) {
+    if (err instanceof ConfigError || err instanceof KeyringError) {
+      console.error(`hookrelay: ${err.message}`);
+      process.exit(2);
+    }
     log.error('hookrelay failed to start', { err });
     process.exit(1);
   }

@@ -6,7 +6,7 @@ import { createAuthenticator } from '../src/api/tokens.ts';
 import { SETTINGS } from '../src/config.ts';
 import { createDb } from '../src/db/database.ts';
 import { freshDatabase, query } from './helpers/db.ts';
-import { startTestService } from './helpers/service.ts';
+import { startTestService, TEST_MASTER_KEY } from './helpers/service.ts';
 
 /** The `hookrelay` command and `node src/main.ts`, run as real child processes. */
 
@@ -182,7 +182,7 @@ test('help and no command print the usage and exit 0', async (t) => {
     const r = await cli(t, args);
     t.is(r.code, 0, args.join(' '));
     t.regex(r.stdout, /^usage: hookrelay <command>/, args.join(' '));
-    for (const command of ['serve', 'migrate', 'token create', 'settings']) t.true(r.stdout.includes(command));
+    for (const command of ['serve', 'migrate', 'token create', 'keys rewrap', 'settings']) t.true(r.stdout.includes(command));
   }
 });
 
@@ -193,8 +193,8 @@ test('migrate exits 0 and applies the schema; a second run applies nothing and s
   t.is(r.stdout.trim(), 'migrations applied');
   // Logs go to stderr at warn level only: nothing at info.
   t.notRegex(r.stderr, /"level":"info"/);
-  const tables = await query<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'hookrelay' ORDER BY 1`);
-  t.deepEqual(tables.map((x) => x.table_name), ['api_tokens', 'attempts', 'endpoints', 'schema_migrations', 'webhooks']);
+  const tables = await query<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'hookrelay' AND table_type = 'BASE TABLE' ORDER BY 1`);
+  t.deepEqual(tables.map((x) => x.table_name), ['api_tokens', 'attempts', 'dead_letters', 'endpoint_health', 'endpoints', 'schema_migrations', 'signing_keys', 'webhooks']);
   const versions = await query(url, 'SELECT version FROM hookrelay.schema_migrations');
   t.true(versions.length >= 1);
   const again = await cli(t, ['migrate'], { DATABASE_URL: url });
@@ -233,12 +233,76 @@ for (const [name, value] of [
   ['LOG_LEVEL', 'loud'],
   ['HOOKRELAY_ROLES', 'api,cron'],
   ['DATABASE_URL', 'mysql://localhost/db'],
+  ['HOOKRELAY_MASTER_KEY', 'dG9vIHNob3J0'],
+  ['HOOKRELAY_MASTER_KEY', 'not base64 at all!'],
+  ['HOOKRELAY_PREVIOUS_MASTER_KEYS', 'dG9vIHNob3J0'],
 ] as const) {
   test(`node src/main.ts with ${name}=${value} exits non-zero naming ${name}`, async (t) => {
-    const env: Record<string, string> = { DATABASE_URL: 'postgres://root@127.0.0.1:1/unused', [name]: value };
+    // Every other setting is valid (a master key included), so only the named one can fail.
+    const env: Record<string, string> = { DATABASE_URL: 'postgres://root@127.0.0.1:1/unused', HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY, [name]: value };
     const r = await run(t, MAIN, [], env);
     t.not(r.code, 0);
     t.is(r.code, 2);
     t.true(r.stderr.includes(name), r.stderr);
   });
 }
+
+test('node src/main.ts with DATABASE_URL and no HOOKRELAY_MASTER_KEY exits non-zero naming HOOKRELAY_MASTER_KEY', async (t) => {
+  const url = await freshDatabase(t, { migrate: false });
+  const r = await run(t, MAIN, [], { DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1' });
+  t.not(r.code, 0, r.stdout + r.stderr);
+  t.is(r.signal, null);
+  t.true((r.stdout + r.stderr).includes('HOOKRELAY_MASTER_KEY'), r.stdout + r.stderr);
+  // It never came up: no API, no worker.
+  t.false(r.stdout.includes('hookrelay started'), r.stdout);
+  t.false(r.stdout.includes('api listening'), r.stdout);
+});
+
+test('an empty HOOKRELAY_MASTER_KEY counts as unset: with DATABASE_URL the start still fails naming it', async (t) => {
+  const url = await freshDatabase(t, { migrate: false });
+  const r = await run(t, MAIN, [], { DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1', HOOKRELAY_MASTER_KEY: '' });
+  t.not(r.code, 0, r.stdout + r.stderr);
+  t.true((r.stdout + r.stderr).includes('HOOKRELAY_MASTER_KEY'), r.stdout + r.stderr);
+  t.false(r.stdout.includes('hookrelay started'), r.stdout);
+});
+
+test('keys rewrap with DATABASE_URL and no HOOKRELAY_MASTER_KEY exits 2 naming it', async (t) => {
+  const url = await freshDatabase(t);
+  const r = await cli(t, ['keys', 'rewrap'], { DATABASE_URL: url });
+  t.is(r.code, 2, r.stdout + r.stderr);
+  t.regex(r.stderr, /^hookrelay: .*HOOKRELAY_MASTER_KEY/m);
+});
+
+test('an unknown keys subcommand exits 2', async (t) => {
+  const r = await cli(t, ['keys', 'rotate'], { DATABASE_URL: 'postgres://root@127.0.0.1:1/unused', HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY });
+  t.is(r.code, 2);
+  t.regex(r.stderr, /unknown keys command "rotate"/);
+});
+
+test('keys rewrap re-seals every key under a new master key; the service then reads them with the new key alone', async (t) => {
+  const url = await freshDatabase(t, { migrate: false });
+  const secret = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
+  let endpointId: string;
+  {
+    const svc = await startTestService(t, { DATABASE_URL: url, HOOKRELAY_ROLES: 'api' });
+    const res = await svc.api('/api/v1/endpoints', { method: 'POST', json: { url: 'https://rewrap.example.com/hook', secret } });
+    t.is(res.status, 201);
+    endpointId = ((await res.json()) as { id: string }).id;
+    await svc.service.stop();
+  }
+  const before = await query<{ sealed_secret: Buffer }>(url, 'SELECT sealed_secret FROM hookrelay.signing_keys');
+  const newKey = Buffer.alloc(32, 8).toString('base64');
+  const r = await cli(t, ['keys', 'rewrap'], { DATABASE_URL: url, HOOKRELAY_MASTER_KEY: newKey, HOOKRELAY_PREVIOUS_MASTER_KEYS: TEST_MASTER_KEY });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.trim(), 'rewrapped 1 of 1 signing keys under the current master key');
+  const after = await query<{ sealed_secret: Buffer }>(url, 'SELECT sealed_secret FROM hookrelay.signing_keys');
+  t.false(after[0]!.sealed_secret.equals(before[0]!.sealed_secret));
+  // Run again: nothing left to do.
+  const again = await cli(t, ['keys', 'rewrap'], { DATABASE_URL: url, HOOKRELAY_MASTER_KEY: newKey });
+  t.is(again.code, 0, again.stderr);
+  t.is(again.stdout.trim(), 'rewrapped 0 of 1 signing keys under the current master key');
+  const svc = await startTestService(t, { DATABASE_URL: url, HOOKRELAY_ROLES: 'api', HOOKRELAY_MASTER_KEY: newKey });
+  const got = await svc.api(`/api/v1/endpoints/${endpointId}/secret`);
+  t.is(got.status, 200);
+  t.deepEqual(await got.json(), { secret });
+});

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { DeadLetter, DeadLetterReason } from '../db/schema.ts';
-import { AppError } from '../errors.ts';
+import { AppError, parseTime } from '../errors.ts';
 import type { components } from './openapi-types.ts';
 import type { Handler } from './app.ts';
 import { createCursorCodec } from './cursor.ts';
@@ -40,8 +40,8 @@ const listDeadLetters: Handler = async (ctx, deps) => {
   let query = deps.db.selectFrom('dead_letters').selectAll();
   if (q.endpointId) query = query.where('endpoint_id', '=', q.endpointId);
   if (q.reason) query = query.where('reason', '=', q.reason);
-  if (q.deadAfter) query = query.where('dead_at', '>', new Date(q.deadAfter));
-  if (q.deadBefore) query = query.where('dead_at', '<', new Date(q.deadBefore));
+  if (q.deadAfter) query = query.where('dead_at', '>', parseTime(q.deadAfter, 'deadAfter'));
+  if (q.deadBefore) query = query.where('dead_at', '<', parseTime(q.deadBefore, 'deadBefore'));
   if (q.replayed !== undefined) query = query.where('replayed_at', q.replayed ? 'is not' : 'is', null);
   if (q.cursor) query = query.where('id', '<', cursor.decode(q.cursor).id!);
   const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();

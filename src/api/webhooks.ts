@@ -2,7 +2,7 @@ import type { Webhook, Attempt, WebhookStatus } from '../db/schema.ts';
 import { createCursorCodec } from './cursor.ts';
 import { findReplay, requestHash, submitWebhook } from '../delivery/submit.ts';
 import { HOP_BY_HOP } from '../delivery/send.ts';
-import { AppError, badField, fieldError, type FieldError } from '../errors.ts';
+import { AppError, badField, fieldError, parseTime, type FieldError } from '../errors.ts';
 import type { components } from './openapi-types.ts';
 import type { Handler } from './app.ts';
 
@@ -154,8 +154,8 @@ const listWebhooks: Handler = async (ctx, deps) => {
   let query = deps.db.selectFrom('webhooks').selectAll();
   if (q.status) query = query.where('status', '=', q.status);
   if (q.endpointId) query = query.where('endpoint_id', '=', q.endpointId);
-  if (q.createdAfter) query = query.where('created_at', '>', new Date(q.createdAfter));
-  if (q.createdBefore) query = query.where('created_at', '<', new Date(q.createdBefore));
+  if (q.createdAfter) query = query.where('created_at', '>', parseTime(q.createdAfter, 'createdAfter'));
+  if (q.createdBefore) query = query.where('created_at', '<', parseTime(q.createdBefore, 'createdBefore'));
   // Newest first by id: ids are unique and time-ordered, so pages neither repeat nor skip a
   // webhook, and webhooks that arrive meanwhile sort before the cursor, never into later pages.
   if (after) query = query.where('id', '<', after);

@@ -127,15 +127,7 @@ export async function updateEndpoint(db: Db, keyring: Keyring, id: string, patch
         set.enabled = patch.enabled;
         set.disabled_reason = patch.enabled ? null : 'disabled by the API';
       }
-      if (patch.enabled === true && !current.enabled) {
-        // An operator enabling an endpoint overrides what its history says: a fresh, closed
-        // circuit, and everything it held goes out again.
-        await trx.updateTable('endpoint_health').set({
-          circuit_state: 'closed', consecutive_failures: 0, window_started_at: new Date(), window_attempts: 0, window_failures: 0,
-          opened_at: null, open_count: 0, next_probe_at: null, probe_started_at: null, failing_since: null, updated_at: new Date(),
-        }).where('endpoint_id', '=', id).execute();
-        await sql`SELECT hookrelay.release_held(${id})`.execute(trx);
-      }
+      const enabling = patch.enabled === true && !current.enabled;
       if (patch.headers !== undefined) set.headers = JSON.stringify(patch.headers);
       if (patch.retryPolicy !== undefined) set.retry_policy = patch.retryPolicy === null ? null : JSON.stringify(patch.retryPolicy);
       if (patch.timeoutMs !== undefined) set.timeout_ms = patch.timeoutMs;
@@ -146,7 +138,17 @@ export async function updateEndpoint(db: Db, keyring: Keyring, id: string, patch
           await rotateLocked(trx, keyring, id, { kind: kindOf(patch.algorithm), graceSeconds: DEFAULT_GRACE_SECONDS });
         }
       }
-      return trx.updateTable('endpoints').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      const updated = await trx.updateTable('endpoints').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      if (enabling) {
+        // An operator enabling an endpoint overrides what its history says: a fresh, closed
+        // circuit, and everything it held goes out again (after the row says enabled).
+        await trx.updateTable('endpoint_health').set({
+          circuit_state: 'closed', consecutive_failures: 0, window_started_at: new Date(), window_attempts: 0, window_failures: 0,
+          opened_at: null, open_count: 0, next_probe_at: null, probe_started_at: null, failing_since: null, updated_at: new Date(),
+        }).where('endpoint_id', '=', id).execute();
+        await sql`SELECT hookrelay.release_held(${id})`.execute(trx);
+      }
+      return updated;
     });
   } catch (err) {
     if (patch.url !== undefined && isUniqueViolation(err, 'endpoints_url_live_key')) throw urlTaken(await liveIdForUrl(db, patch.url));

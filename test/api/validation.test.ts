@@ -34,12 +34,13 @@ test.after.always(async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-async function stored(dbUrl: string): Promise<{ webhooks: number; endpoints: number; jobs: number }> {
+async function stored(dbUrl: string): Promise<{ webhooks: number; endpoints: number; keys: number; jobs: number }> {
   const [row] = await query(dbUrl, `SELECT
     (SELECT count(*) FROM hookrelay.webhooks)::int AS webhooks,
     (SELECT count(*) FROM hookrelay.endpoints)::int AS endpoints,
+    (SELECT count(*) FROM hookrelay.signing_keys)::int AS keys,
     (SELECT count(*) FROM hookrelay_queue.job)::int AS jobs`);
-  return row as { webhooks: number; endpoints: number; jobs: number };
+  return row as { webhooks: number; endpoints: number; keys: number; jobs: number };
 }
 
 interface Expected {
@@ -82,7 +83,7 @@ async function assertProblem(t: ExecutionContext, res: Response, expected: Expec
   return body;
 }
 
-const EMPTY = Object.freeze({ webhooks: 0, endpoints: 0, jobs: 0 });
+const EMPTY = Object.freeze({ webhooks: 0, endpoints: 0, keys: 0, jobs: 0 });
 
 /** Runs `fn` and asserts that it stored nothing: the counts are the same after as before. */
 async function storesNothing<T>(t: ExecutionContext, fn: () => Promise<T>, svc: TestService = shared): Promise<T> {
@@ -213,6 +214,17 @@ test.serial('a url with only a user name is 400 naming url', refused, { json: ok
 test.serial('a url longer than 2048 characters is 400 naming url', refused, { json: ok({ url: `http://127.0.0.1/${'a'.repeat(2048)}` }), status: 400, code: 'validation_failed', field: 'url' });
 test.serial('a url that is a number is 400 naming url', refused, { json: ok({ url: 12345 }), status: 400, code: 'validation_failed', field: 'url' });
 test.serial('a url that is null is 400 naming url', refused, { json: ok({ url: null }), status: 400, code: 'validation_failed', field: 'url' });
+
+// ---------------------------------------------------------------------------------------------
+// endpointId (exactly one of url and endpointId)
+
+const UNKNOWN_ENDPOINT = 'ep_00000000000000000000000000';
+test.serial('url and endpointId together are 400 naming endpointId', refused, { json: ok({ endpointId: UNKNOWN_ENDPOINT }), status: 400, code: 'validation_failed', field: 'endpointId' });
+test.serial('neither url nor endpointId is 400 naming url', refused, { json: { payload: 1, headers: {} }, status: 400, code: 'validation_failed', field: 'url' });
+test.serial('an endpointId longer than 64 characters is 400 naming endpointId', refused, { json: { endpointId: 'e'.repeat(65), payload: 1 }, status: 400, code: 'validation_failed', field: 'endpointId' });
+test.serial('an endpointId that is a number is 400 naming endpointId', refused, { json: { endpointId: 42, payload: 1 }, status: 400, code: 'validation_failed', field: 'endpointId' });
+test.serial('an endpointId that is null is 400 naming endpointId', refused, { json: { endpointId: null, payload: 1 }, status: 400, code: 'validation_failed', field: 'endpointId' });
+test.serial('an unknown endpointId is 404 naming endpointId', refused, { json: { endpointId: UNKNOWN_ENDPOINT, payload: 1 }, status: 404, code: 'endpoint_not_found', field: 'endpointId' });
 
 // ---------------------------------------------------------------------------------------------
 // payload
@@ -487,7 +499,7 @@ test.serial('an unknown route is 404 problem+json', async (t) => {
 });
 
 // Runs after every serial test above: none of the refused requests left anything behind.
-test.serial('after all refused requests, no webhook, endpoint or job exists', async (t) => {
+test.serial('after all refused requests, no webhook, endpoint, signing key or job exists', async (t) => {
   t.deepEqual(await stored(shared.dbUrl), EMPTY);
 });
 

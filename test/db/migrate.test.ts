@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { createDb } from '../../src/db/database.ts';
 import { MIGRATIONS_DIR, migrate, readMigrations } from '../../src/db/migrate.ts';
-import type { ApiTokensTable, AttemptsTable, Database, EndpointsTable, WebhooksTable } from '../../src/db/schema.ts';
+import type { ApiTokensTable, AttemptsTable, Database, DeadLettersTable, EndpointHealthTable, EndpointsTable, SigningKeysTable, WebhooksTable } from '../../src/db/schema.ts';
 import { freshDatabase, query, silentLog } from '../helpers/db.ts';
 
 /** Migrations: applied once, in one transaction, under an advisory lock, and frozen in time. */
@@ -28,7 +28,8 @@ async function migrationsCopy(t: ExecutionContext): Promise<string> {
 }
 
 async function hookrelayTables(url: string): Promise<string[]> {
-  const rows = await query<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'hookrelay' ORDER BY table_name`);
+  // Base tables only: operators' views (sql/migrations may add them) are not schema.ts tables.
+  const rows = await query<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'hookrelay' AND table_type = 'BASE TABLE' ORDER BY table_name`);
   return rows.map((r) => r.table_name);
 }
 
@@ -39,7 +40,8 @@ test('migrations apply on an empty database', async (t) => {
   t.true(migrations.length >= 1);
   const applied = await migrate(url, silentLog);
   t.deepEqual(applied, migrations.map((m) => m.version));
-  t.deepEqual(await hookrelayTables(url), ['api_tokens', 'attempts', 'endpoints', 'schema_migrations', 'webhooks']);
+  t.deepEqual(await hookrelayTables(url), [...Object.keys(TABLES), 'schema_migrations'].sort());
+  for (const table of ['api_tokens', 'attempts', 'dead_letters', 'endpoint_health', 'endpoints', 'signing_keys', 'webhooks']) t.true(table in TABLES, table);
 
   const recorded = await query<{ version: number; name: string; checksum: string }>(url, 'SELECT version, name, checksum FROM hookrelay.schema_migrations ORDER BY version');
   t.deepEqual(recorded, migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
@@ -82,7 +84,7 @@ test('concurrent migrate() calls on an already migrated database apply nothing',
 test('an edited migration is refused with a message naming the file, and nothing changes', async (t) => {
   const url = await freshDatabase(t, { migrate: false });
   const dir = await migrationsCopy(t);
-  t.deepEqual(await migrate(url, silentLog, dir), [1]);
+  t.deepEqual(await migrate(url, silentLog, dir), (await readMigrations(dir)).map((m) => m.version));
   const file = path.join(dir, '0001_init.sql');
   const text = await readFile(file);
   // Change one byte: the comment's first letter.
@@ -205,21 +207,39 @@ const API_TOKENS: Record<keyof ApiTokensTable, Col> = {
 const ENDPOINTS: Record<keyof EndpointsTable, Col> = {
   id: ['text', false],
   url: ['text', false],
-  secret: ['text', false],
+  description: ['text', false],
   enabled: ['boolean', false],
+  disabled_reason: ['text', true],
+  headers: ['jsonb', false],
+  retry_policy: ['jsonb', true],
+  timeout_ms: ['integer', true],
+  signature_algorithm: ['text', false],
+  metadata: ['jsonb', false],
   created_at: ['timestamp with time zone', false],
   updated_at: ['timestamp with time zone', false],
+  deleted_at: ['timestamp with time zone', true],
+};
+
+const SIGNING_KEYS: Record<keyof SigningKeysTable, Col> = {
+  id: ['text', false],
+  endpoint_id: ['text', false],
+  kind: ['text', false],
+  sealed_secret: ['bytea', false],
+  public_key: ['text', true],
+  created_at: ['timestamp with time zone', false],
+  expires_at: ['timestamp with time zone', true],
 };
 
 const WEBHOOKS: Record<keyof WebhooksTable, Col> = {
   id: ['text', false],
   endpoint_id: ['text', false],
   url: ['text', false],
-  payload: ['jsonb', false],
+  body: ['text', false],
   headers: ['jsonb', false],
   retry_policy: ['jsonb', false],
   status: ['text', false],
   attempts: ['integer', false],
+  attempts_base: ['integer', false],
   next_attempt_at: ['timestamp with time zone', true],
   last_attempt_at: ['timestamp with time zone', true],
   delivered_at: ['timestamp with time zone', true],
@@ -245,20 +265,55 @@ const ATTEMPTS: Record<keyof AttemptsTable, Col> = {
   response_body: ['text', true],
 };
 
+const ENDPOINT_HEALTH: Record<keyof EndpointHealthTable, Col> = {
+  endpoint_id: ['text', false],
+  circuit_state: ['text', false],
+  consecutive_failures: ['integer', false],
+  window_started_at: ['timestamp with time zone', false],
+  window_attempts: ['integer', false],
+  window_failures: ['integer', false],
+  opened_at: ['timestamp with time zone', true],
+  open_count: ['integer', false],
+  next_probe_at: ['timestamp with time zone', true],
+  probe_started_at: ['timestamp with time zone', true],
+  last_success_at: ['timestamp with time zone', true],
+  last_failure_at: ['timestamp with time zone', true],
+  failing_since: ['timestamp with time zone', true],
+  health_score: ['integer', false],
+  updated_at: ['timestamp with time zone', false],
+};
+
+const DEAD_LETTERS: Record<keyof DeadLettersTable, Col> = {
+  id: ['text', false],
+  webhook_id: ['text', false],
+  endpoint_id: ['text', false],
+  reason: ['text', false],
+  last_status_code: ['integer', true],
+  last_error: ['text', true],
+  attempts: ['integer', false],
+  dead_at: ['timestamp with time zone', false],
+  replayed_at: ['timestamp with time zone', true],
+  replayed_by: ['text', true],
+};
+
 const TABLES: { [T in keyof Database]: Record<keyof Database[T], Col> } = {
   api_tokens: API_TOKENS,
   endpoints: ENDPOINTS,
+  signing_keys: SIGNING_KEYS,
   webhooks: WEBHOOKS,
   attempts: ATTEMPTS,
+  endpoint_health: ENDPOINT_HEALTH,
+  dead_letters: DEAD_LETTERS,
 };
 
 test('the tables and columns of src/db/schema.ts match information_schema', async (t) => {
   const url = await freshDatabase(t);
   const rows = await query<{ table_name: string; column_name: string; data_type: string; is_nullable: string }>(url, `
-    SELECT table_name, column_name, data_type, is_nullable
-    FROM information_schema.columns
-    WHERE table_schema = 'hookrelay' AND table_name <> 'schema_migrations'
-    ORDER BY table_name, ordinal_position`);
+    SELECT c.table_name, c.column_name, c.data_type, c.is_nullable
+    FROM information_schema.columns c
+    JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+    WHERE c.table_schema = 'hookrelay' AND c.table_name <> 'schema_migrations' AND t.table_type = 'BASE TABLE'
+    ORDER BY c.table_name, c.ordinal_position`);
   const actual: Record<string, Record<string, Col>> = {};
   for (const r of rows) (actual[r.table_name] ??= {})[r.column_name] = [r.data_type, r.is_nullable === 'YES'];
   t.deepEqual(actual, JSON.parse(JSON.stringify(TABLES)));
@@ -286,7 +341,10 @@ test('Kysely can select every column of every table through the Database interfa
   // Each select names every column; a column missing from the database fails the query.
   await db.selectFrom('api_tokens').select(Object.keys(API_TOKENS) as (keyof ApiTokensTable)[]).execute();
   await db.selectFrom('endpoints').select(Object.keys(ENDPOINTS) as (keyof EndpointsTable)[]).execute();
+  await db.selectFrom('signing_keys').select(Object.keys(SIGNING_KEYS) as (keyof SigningKeysTable)[]).execute();
   await db.selectFrom('webhooks').select(Object.keys(WEBHOOKS) as (keyof WebhooksTable)[]).execute();
   await db.selectFrom('attempts').select(Object.keys(ATTEMPTS) as (keyof AttemptsTable)[]).execute();
+  await db.selectFrom('endpoint_health').select(Object.keys(ENDPOINT_HEALTH) as (keyof EndpointHealthTable)[]).execute();
+  await db.selectFrom('dead_letters').select(Object.keys(DEAD_LETTERS) as (keyof DeadLettersTable)[]).execute();
   t.pass();
 });

@@ -7,9 +7,10 @@ import { loadConfig, SETTINGS } from '../../src/config.ts';
 import { createDb } from '../../src/db/database.ts';
 import { startQueue } from '../../src/delivery/queue.ts';
 import { submitWebhook } from '../../src/delivery/submit.ts';
+import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { freshDatabase, query, silentLog } from '../helpers/db.ts';
 import { startReceiver } from '../helpers/receiver.ts';
-import { eventually } from '../helpers/service.ts';
+import { eventually, TEST_MASTER_KEY } from '../helpers/service.ts';
 
 /**
  * Reliability against real process deaths: `node src/main.ts` is started as a child process and
@@ -29,6 +30,9 @@ const REDELIVERY_WITHIN_MS = 30_000;
 const ADMIN_TOKEN = 'crash-test-admin-token-0123456789';
 
 const QUEUE_ENV = {
+  // Required with DATABASE_URL; the processes and submitDirect share it, so every process can
+  // open the signing keys the others sealed.
+  HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY,
   HOOKRELAY_QUEUE_HEARTBEAT_SECONDS: '10',
   HOOKRELAY_QUEUE_SUPERVISE_SECONDS: '1',
   LOG_LEVEL: 'info',
@@ -123,9 +127,10 @@ async function submitDirect(t: ExecutionContext, dbUrl: string, receiverUrl: str
   // No supervision here: only the service processes look for lost jobs.
   const boss = await startQueue(dbUrl, config, silentLog, { supervise: false });
   t.teardown(() => boss.stop({ graceful: false, close: true }));
-  return submitWebhook(handle.db, boss, {
+  const keyring = createKeyring(Buffer.from(config.masterKey!, 'base64'));
+  return submitWebhook(handle.db, { boss, keyring, retryDefaults: config.retry }, {
     url: receiverUrl,
-    payload: { type: 'crash.test', at: Date.now() },
+    body: JSON.stringify({ type: 'crash.test', at: Date.now() }),
     headers: {},
     retryPolicy: { ...config.retry, ...retryPolicy },
   });

@@ -4,8 +4,12 @@ import type { PgBoss } from 'pg-boss';
 import type { RetryPolicy } from '../../src/config.ts';
 import type { Db } from '../../src/db/database.ts';
 import { startQueue } from '../../src/delivery/queue.ts';
-import { enqueueWebhook, submitWebhook, type WebhookInput } from '../../src/delivery/submit.ts';
+import { enqueueWebhook, submitWebhook, type SubmitDeps, type WebhookInput } from '../../src/delivery/submit.ts';
+import { createKeyring } from '../../src/endpoints/keyring.ts';
+import { currentKey } from '../../src/endpoints/keys.ts';
+import { createEndpoint, deleteEndpoint } from '../../src/endpoints/store.ts';
 import { freshDb, query, silentLog } from '../helpers/db.ts';
+import { TEST_MASTER_KEY } from '../helpers/service.ts';
 
 /**
  * The transactional outbox: enqueueWebhook writes the webhook row, its endpoint and the job
@@ -14,11 +18,16 @@ import { freshDb, query, silentLog } from '../helpers/db.ts';
  */
 
 const POLICY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 1000, maxDelayMs: 60_000, backoffFactor: 2 };
+/** The server defaults a submission falls back on (HOOKRELAY_RETRY_* in a running service). */
+const DEFAULTS: RetryPolicy = { maxAttempts: 30, baseDelayMs: 5000, maxDelayMs: 3_600_000, backoffFactor: 2 };
+const PAYLOAD = { order: 'o_1', total: 4200 };
 
 interface Setup {
   url: string;
   db: Db;
   boss: PgBoss;
+  /** What enqueueWebhook and submitWebhook take: the queue, the keyring, the server defaults. */
+  deps: SubmitDeps;
 }
 
 /** A fresh, migrated database with a started queue (no worker: jobs stay as written). */
@@ -28,17 +37,19 @@ async function setup(t: ExecutionContext): Promise<Setup> {
   t.teardown(() => boss.stop({ graceful: false, close: true, timeout: 2_000 }));
   // The application's own table, next to hookrelay's, in the same database.
   await query(url, 'CREATE TABLE public.app_orders (id text PRIMARY KEY, total integer NOT NULL)');
-  return { url, db: handle.db, boss };
+  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+  return { url, db: handle.db, boss, deps: { boss, keyring, retryDefaults: DEFAULTS } };
 }
 
 function input(overrides: Partial<WebhookInput> = {}): WebhookInput {
-  return { url: 'https://receiver.example.com/orders', payload: { order: 'o_1', total: 4200 }, headers: { 'X-Tenant': 'acme' }, retryPolicy: POLICY, ...overrides };
+  return { url: 'https://receiver.example.com/orders', body: JSON.stringify(PAYLOAD), headers: { 'X-Tenant': 'acme' }, retryPolicy: POLICY, ...overrides };
 }
 
 async function tableCounts(url: string) {
   const [row] = await query(url, `SELECT
     (SELECT count(*) FROM hookrelay.webhooks)::int AS webhooks,
     (SELECT count(*) FROM hookrelay.endpoints)::int AS endpoints,
+    (SELECT count(*) FROM hookrelay.signing_keys)::int AS keys,
     (SELECT count(*) FROM hookrelay_queue.job)::int AS jobs,
     (SELECT count(*) FROM public.app_orders)::int AS orders`);
   return row;
@@ -46,35 +57,35 @@ async function tableCounts(url: string) {
 
 class Boom extends Error {}
 
-test.serial('throwing after enqueueWebhook inside the transaction leaves no webhook, endpoint or job', async (t) => {
-  const { url, db, boss } = await setup(t);
+test.serial('throwing after enqueueWebhook inside the transaction leaves no webhook, endpoint, signing key or job', async (t) => {
+  const { url, db, deps } = await setup(t);
   let enqueuedId: string | undefined;
   await t.throwsAsync(
     db.transaction().execute(async (trx) => {
-      const accepted = await enqueueWebhook(trx, boss, input());
+      const accepted = await enqueueWebhook(trx, deps, input());
       enqueuedId = accepted.id;
       throw new Boom('the application changed its mind');
     }),
     { instanceOf: Boom },
   );
   t.truthy(enqueuedId, 'enqueueWebhook did run');
-  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, jobs: 0, orders: 0 });
+  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
   t.deepEqual(await query(url, `SELECT id FROM hookrelay_queue.job WHERE data->>'webhookId' = $1`, [enqueuedId]), []);
 });
 
 test.serial('after commit, the webhook row and its created job both exist', async (t) => {
-  const { url, db, boss } = await setup(t);
-  const accepted = await db.transaction().execute((trx) => enqueueWebhook(trx, boss, input({ idempotencyKey: 'k-1', requestHash: Buffer.alloc(32, 7), requestId: 'req-1' })));
+  const { url, db, deps } = await setup(t);
+  const accepted = await db.transaction().execute((trx) => enqueueWebhook(trx, deps, input({ idempotencyKey: 'k-1', requestHash: Buffer.alloc(32, 7), requestId: 'req-1' })));
   t.regex(accepted.id, /^msg_[0-9A-Z]{26}$/);
   t.regex(accepted.endpointId, /^ep_[0-9A-Z]{26}$/);
   t.is(accepted.status, 'pending');
 
-  const webhooks = await query(url, 'SELECT id, endpoint_id, url, payload, headers, retry_policy, status, attempts, idempotency_key, request_id FROM hookrelay.webhooks');
+  const webhooks = await query(url, 'SELECT id, endpoint_id, url, body, headers, retry_policy, status, attempts, idempotency_key, request_id FROM hookrelay.webhooks');
   t.deepEqual(webhooks, [{
     id: accepted.id,
     endpoint_id: accepted.endpointId,
     url: 'https://receiver.example.com/orders',
-    payload: { order: 'o_1', total: 4200 },
+    body: JSON.stringify(PAYLOAD),
     headers: { 'X-Tenant': 'acme' },
     retry_policy: POLICY,
     status: 'pending',
@@ -84,79 +95,82 @@ test.serial('after commit, the webhook row and its created job both exist', asyn
   }]);
   const endpoints = await query(url, 'SELECT id, url FROM hookrelay.endpoints');
   t.deepEqual(endpoints, [{ id: accepted.endpointId, url: 'https://receiver.example.com/orders' }]);
+  // The endpoint registered on first use got its first signing key, current and sealed.
+  const keys = await query(url, 'SELECT endpoint_id, kind, expires_at, public_key FROM hookrelay.signing_keys');
+  t.deepEqual(keys, [{ endpoint_id: accepted.endpointId, kind: 'hmac', expires_at: null, public_key: null }]);
   const jobs = await query(url, `SELECT name, state, data FROM hookrelay_queue.job WHERE data->>'webhookId' = $1`, [accepted.id]);
   t.deepEqual(jobs, [{ name: 'deliveries', state: 'created', data: { webhookId: accepted.id, attempt: 1 } }]);
 });
 
 test.serial('the caller\'s own write commits together with the webhook', async (t) => {
-  const { url, db, boss } = await setup(t);
+  const { url, db, deps } = await setup(t);
   const accepted = await db.transaction().execute(async (trx) => {
     await sql`INSERT INTO public.app_orders (id, total) VALUES (${'o_1'}, ${4200})`.execute(trx);
-    return enqueueWebhook(trx, boss, input());
+    return enqueueWebhook(trx, deps, input());
   });
-  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, jobs: 1, orders: 1 });
+  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, keys: 1, jobs: 1, orders: 1 });
   t.deepEqual(await query(url, 'SELECT id, total FROM public.app_orders'), [{ id: 'o_1', total: 4200 }]);
   t.is((await query(url, `SELECT count(*)::int AS n FROM hookrelay_queue.job WHERE data->>'webhookId' = $1`, [accepted.id]))[0]!.n, 1);
 });
 
 test.serial('the caller\'s own write rolls back together with the webhook', async (t) => {
-  const { url, db, boss } = await setup(t);
+  const { url, db, deps } = await setup(t);
   await t.throwsAsync(db.transaction().execute(async (trx) => {
     await sql`INSERT INTO public.app_orders (id, total) VALUES (${'o_1'}, ${4200})`.execute(trx);
-    await enqueueWebhook(trx, boss, input());
+    await enqueueWebhook(trx, deps, input());
     throw new Boom('payment declined');
   }), { instanceOf: Boom });
-  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, jobs: 0, orders: 0 });
+  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
 });
 
 test.serial('a failing business write after enqueueWebhook takes the webhook down with it', async (t) => {
-  const { url, db, boss } = await setup(t);
+  const { url, db, deps } = await setup(t);
   await query(url, `INSERT INTO public.app_orders (id, total) VALUES ('o_1', 1)`);
   // The duplicate primary key fails inside PostgreSQL, after the webhook was enqueued.
   const err = await t.throwsAsync(db.transaction().execute(async (trx) => {
-    await enqueueWebhook(trx, boss, input());
+    await enqueueWebhook(trx, deps, input());
     await sql`INSERT INTO public.app_orders (id, total) VALUES (${'o_1'}, ${2})`.execute(trx);
   }));
   t.is((err as { code?: string }).code, '23505');
-  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, jobs: 0, orders: 1 });
+  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 1 });
 });
 
 test.serial('several webhooks in one transaction commit or vanish together', async (t) => {
-  const { url, db, boss } = await setup(t);
+  const { url, db, deps } = await setup(t);
   await t.throwsAsync(db.transaction().execute(async (trx) => {
-    await enqueueWebhook(trx, boss, input({ url: 'https://a.example.com/' }));
-    await enqueueWebhook(trx, boss, input({ url: 'https://b.example.com/' }));
+    await enqueueWebhook(trx, deps, input({ url: 'https://a.example.com/' }));
+    await enqueueWebhook(trx, deps, input({ url: 'https://b.example.com/' }));
     throw new Boom();
   }), { instanceOf: Boom });
-  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, jobs: 0, orders: 0 });
+  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
 
   const ids = await db.transaction().execute(async (trx) => [
-    (await enqueueWebhook(trx, boss, input({ url: 'https://a.example.com/' }))).id,
-    (await enqueueWebhook(trx, boss, input({ url: 'https://b.example.com/' }))).id,
-    (await enqueueWebhook(trx, boss, input({ url: 'https://a.example.com/' }))).id,
+    (await enqueueWebhook(trx, deps, input({ url: 'https://a.example.com/' }))).id,
+    (await enqueueWebhook(trx, deps, input({ url: 'https://b.example.com/' }))).id,
+    (await enqueueWebhook(trx, deps, input({ url: 'https://a.example.com/' }))).id,
   ]);
-  t.deepEqual(await tableCounts(url), { webhooks: 3, endpoints: 2, jobs: 3, orders: 0 });
+  t.deepEqual(await tableCounts(url), { webhooks: 3, endpoints: 2, keys: 2, jobs: 3, orders: 0 });
   const jobs = await query(url, `SELECT data->>'webhookId' AS id FROM hookrelay_queue.job ORDER BY 1`);
   t.deepEqual(jobs.map((j) => j.id), [...ids].sort());
 });
 
 test.serial('nothing is visible to other connections before the caller commits', async (t) => {
-  const { url, db, boss } = await setup(t);
+  const { url, db, deps } = await setup(t);
   let seenInside: unknown;
   const accepted = await db.transaction().execute(async (trx) => {
-    const a = await enqueueWebhook(trx, boss, input());
+    const a = await enqueueWebhook(trx, deps, input());
     // Another connection, as an operator or a worker would see the database right now.
     seenInside = await tableCounts(url);
     return a;
   });
-  t.deepEqual(seenInside, { webhooks: 0, endpoints: 0, jobs: 0, orders: 0 });
-  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, jobs: 1, orders: 0 });
+  t.deepEqual(seenInside, { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
+  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, keys: 1, jobs: 1, orders: 0 });
   t.regex(accepted.id, /^msg_/);
 });
 
 test.serial('submitWebhook resolves only once the webhook and its job are committed', async (t) => {
-  const { url, db, boss } = await setup(t);
-  const accepted = await submitWebhook(db, boss, input());
+  const { url, db, deps } = await setup(t);
+  const accepted = await submitWebhook(db, deps, input());
   t.false(accepted.replayed);
   t.is(accepted.status, 'pending');
   // Read at once, from another connection: committed, not merely written.
@@ -167,15 +181,98 @@ test.serial('submitWebhook resolves only once the webhook and its job are commit
 });
 
 test.serial('submitWebhook with a reused key and the same hash answers the committed webhook', async (t) => {
-  const { url, db, boss } = await setup(t);
+  const { url, db, deps } = await setup(t);
   const hash = Buffer.alloc(32, 1);
-  const first = await submitWebhook(db, boss, input({ idempotencyKey: 'same', requestHash: hash }));
-  const second = await submitWebhook(db, boss, input({ idempotencyKey: 'same', requestHash: hash }));
+  const first = await submitWebhook(db, deps, input({ idempotencyKey: 'same', requestHash: hash }));
+  const second = await submitWebhook(db, deps, input({ idempotencyKey: 'same', requestHash: hash }));
   t.false(first.replayed);
   t.true(second.replayed);
   t.is(second.id, first.id);
-  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, jobs: 1, orders: 0 });
-  const other = await t.throwsAsync(submitWebhook(db, boss, input({ idempotencyKey: 'same', requestHash: Buffer.alloc(32, 2) })));
+  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, keys: 1, jobs: 1, orders: 0 });
+  const other = await t.throwsAsync(submitWebhook(db, deps, input({ idempotencyKey: 'same', requestHash: Buffer.alloc(32, 2) })));
   t.is((other as { status?: number }).status, 409);
-  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, jobs: 1, orders: 0 });
+  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, keys: 1, jobs: 1, orders: 0 });
+});
+
+test.serial('the body is stored as the exact text given: key order, spacing and number spelling survive', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const body = '{"b":1, "a":[1.0,2e3],"z":"\\u00e9"}';
+  const accepted = await submitWebhook(db, deps, input({ body }));
+  const rows = await query(url, 'SELECT body, pg_typeof(body)::text AS type FROM hookrelay.webhooks WHERE id = $1', [accepted.id]);
+  t.deepEqual(rows, [{ body, type: 'text' }]);
+});
+
+test.serial('the first webhook to a URL registers an endpoint with a sealed key; later ones reuse it', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const first = await submitWebhook(db, deps, input());
+  const second = await submitWebhook(db, deps, input());
+  t.is(second.endpointId, first.endpointId);
+  const keys = await query<{ id: string; sealed_secret: Buffer }>(url, 'SELECT id, sealed_secret FROM hookrelay.signing_keys WHERE endpoint_id = $1', [first.endpointId]);
+  t.is(keys.length, 1);
+  const current = await currentKey(db, deps.keyring, first.endpointId);
+  t.is(current?.id, keys[0]!.id);
+  t.regex(current!.secret, /^whsec_[A-Za-z0-9+/]+={0,2}$/);
+  // Neither the secret text nor its key bytes are in the stored row.
+  const sealed = keys[0]!.sealed_secret;
+  t.false(sealed.includes(Buffer.from(current!.secret)));
+  t.false(sealed.includes(Buffer.from(current!.secret.slice('whsec_'.length), 'base64')));
+});
+
+test.serial('by endpointId: the endpoint\'s url is used, and its retry policy sits between the server\'s and the webhook\'s', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const endpoint = await createEndpoint(db, deps.keyring, { url: 'https://configured.example.com/hook', retryPolicy: { maxAttempts: 2, baseDelayMs: 200 } });
+  const plain = await submitWebhook(db, deps, input({ url: undefined, endpointId: endpoint.id, retryPolicy: undefined }));
+  const own = await submitWebhook(db, deps, input({ url: undefined, endpointId: endpoint.id, retryPolicy: { maxAttempts: 5 } }));
+  t.is(plain.endpointId, endpoint.id);
+  t.is(own.endpointId, endpoint.id);
+  const rows = await query(url, 'SELECT id, url, retry_policy FROM hookrelay.webhooks ORDER BY id');
+  t.deepEqual(rows, [
+    { id: plain.id, url: 'https://configured.example.com/hook', retry_policy: { ...DEFAULTS, maxAttempts: 2, baseDelayMs: 200 } },
+    { id: own.id, url: 'https://configured.example.com/hook', retry_policy: { ...DEFAULTS, maxAttempts: 5, baseDelayMs: 200 } },
+  ]);
+  // No endpoint was registered for the submissions: the configured one served both.
+  t.is((await query(url, 'SELECT count(*)::int AS n FROM hookrelay.endpoints'))[0]!.n, 1);
+});
+
+test.serial('a partial webhook policy over no endpoint policy takes the server defaults for the rest', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const accepted = await submitWebhook(db, deps, input({ retryPolicy: { backoffFactor: 3 } }));
+  const rows = await query(url, 'SELECT retry_policy FROM hookrelay.webhooks WHERE id = $1', [accepted.id]);
+  t.deepEqual(rows, [{ retry_policy: { ...DEFAULTS, backoffFactor: 3 } }]);
+});
+
+test.serial('a resolved policy whose maxDelayMs is below its baseDelayMs is 400 and stores nothing', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const err = await t.throwsAsync(submitWebhook(db, deps, input({ retryPolicy: { maxDelayMs: 1000, baseDelayMs: 2000 } })));
+  t.is((err as { status?: number }).status, 400);
+  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
+});
+
+test.serial('an unknown endpointId is 404 naming endpointId, and nothing is stored', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const err = await t.throwsAsync(submitWebhook(db, deps, input({ url: undefined, endpointId: 'ep_00000000000000000000000000' })));
+  t.like(err, { status: 404, code: 'endpoint_not_found' });
+  t.is((err as { errors?: { field: string }[] }).errors?.[0]?.field, 'endpointId');
+  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
+});
+
+test.serial('a deleted endpoint is 409 by id; by URL, a new endpoint is registered in its place', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const first = await submitWebhook(db, deps, input());
+  await deleteEndpoint(db, first.endpointId);
+  const err = await t.throwsAsync(submitWebhook(db, deps, input({ url: undefined, endpointId: first.endpointId })));
+  t.like(err, { status: 409, code: 'endpoint_deleted' });
+  const again = await submitWebhook(db, deps, input());
+  t.not(again.endpointId, first.endpointId);
+  t.deepEqual(await tableCounts(url), { webhooks: 2, endpoints: 2, keys: 2, jobs: 2, orders: 0 });
+  // The webhook waiting for the deleted endpoint ended dead with the reason.
+  const rows = await query(url, 'SELECT status, last_error FROM hookrelay.webhooks WHERE id = $1', [first.id]);
+  t.deepEqual(rows, [{ status: 'dead', last_error: 'endpoint deleted' }]);
+});
+
+test.serial('neither url nor endpointId is 400', async (t) => {
+  const { url, db, deps } = await setup(t);
+  const err = await t.throwsAsync(submitWebhook(db, deps, input({ url: undefined })));
+  t.is((err as { status?: number }).status, 400);
+  t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
 });
