@@ -147,12 +147,16 @@ $$;
 
 -- Attempts a retrying webhook now instead of at its scheduled time. The job already queued
 -- for that attempt finds the attempt recorded when its time comes and completes as stale.
+-- A webhook whose next attempt is already due (asked for again before it was made) is left
+-- alone, so repeating the request sends nothing twice.
 CREATE FUNCTION hookrelay.retry_now(p_webhook_id text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
   w hookrelay.webhooks%ROWTYPE;
 BEGIN
-  SELECT * INTO w FROM hookrelay.webhooks WHERE id = p_webhook_id AND status = 'retrying' FOR UPDATE;
+  SELECT * INTO w FROM hookrelay.webhooks
+   WHERE id = p_webhook_id AND status = 'retrying' AND next_attempt_at > now()
+   FOR UPDATE;
   IF NOT FOUND THEN RETURN false; END IF;
   UPDATE hookrelay.webhooks SET next_attempt_at = now(), updated_at = now() WHERE id = p_webhook_id;
   PERFORM hookrelay.enqueue_attempt(p_webhook_id, w.attempts + 1);

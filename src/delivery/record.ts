@@ -28,6 +28,8 @@ export interface AttemptRecord {
   result: SendResult;
   outcome: Outcome;
   healthSettings: HealthSettings;
+  /** This attempt was the circuit's half-open probe. */
+  probe: boolean;
 }
 
 export interface Recorded {
@@ -115,7 +117,7 @@ export async function recordAttempt(db: Db, boss: PgBoss, rec: AttemptRecord): P
     // Last, so the endpoint's health row is locked for as short a time as possible: attempts
     // to one endpoint serialize here, and the counters stay exact.
     const health = await trx.selectFrom('endpoint_health').selectAll().where('endpoint_id', '=', rec.endpointId).forUpdate().executeTakeFirstOrThrow();
-    const next = afterAttempt(toState(health), result.ok, now, rec.healthSettings);
+    const next = afterAttempt(toState(health), result.ok, now, rec.healthSettings, rec.probe);
     await trx.updateTable('endpoint_health').set({ ...fromState(next.state), updated_at: now }).where('endpoint_id', '=', rec.endpointId).execute();
     let disabled: string | null = null;
     if (outcome.kind === 'dead' && outcome.reason === 'gone') disabled = 'the receiver answered 410 Gone';

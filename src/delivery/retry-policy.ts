@@ -39,7 +39,17 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
   if (value === undefined) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return text.length > MAX_SECONDS_DIGITS ? undefined : Number(text) * 1000;
-  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
+  // IMF-fixdate, and the two obsolete forms recipients must still accept (RFC 9110 §5.6.7):
+  // RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994").
+  const imf = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+  const rfc850 = /^[A-Za-z]{6,9}, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+  const asctime = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+  if (!imf.test(text) && !rfc850.test(text) && !asctime.test(text)) return undefined;
+  if (asctime.test(text)) {
+    // asctime carries no zone; it is GMT by definition, which Date.parse would not assume.
+    const at = Date.parse(`${text} GMT`);
+    return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  }
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

@@ -189,13 +189,15 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     if (admission.action === 'probe') {
       probe = await claimProbe(db, webhook.endpoint_id, probeTimeoutMs);
       if (!probe) {
-        await deferAttempt(db, boss, job, webhookId, attempt, new Date(now() + PROBE_RACE_DEFER_MS));
+        const until = new Date(now() + PROBE_RACE_DEFER_MS);
+        if (await deferAttempt(db, boss, job, webhookId, attempt, until)) deps.onRetryScheduled?.(until);
         return { id: job.id, status: 'completed' };
       }
       log.info('circuit half-open: this attempt is the probe');
     } else if (admission.action === 'defer') {
       if (await deferAttempt(db, boss, job, webhookId, attempt, admission.until)) {
         log.debug('attempt deferred, no attempt used', { reason: admission.reason, until: admission.until.toISOString() });
+        deps.onRetryScheduled?.(admission.until);
       }
       return { id: job.id, status: 'completed' };
     }
@@ -233,7 +235,7 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     }
 
     const recorded = await recordAttempt(db, boss, {
-      job, webhookId, endpointId: webhook.endpoint_id, attempt, startedAt, result, outcome, healthSettings: deps.health ?? DEFAULT_HEALTH_SETTINGS,
+      job, webhookId, endpointId: webhook.endpoint_id, attempt, startedAt, result, outcome, healthSettings: deps.health ?? DEFAULT_HEALTH_SETTINGS, probe,
     });
     const facts = { statusCode: result.statusCode, durationMs: result.durationMs, errorClass: result.errorClass, probe };
     if (recorded.transition) log.warn(`circuit ${recorded.transition}`, { ...facts, transition: recorded.transition });

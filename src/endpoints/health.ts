@@ -61,6 +61,10 @@ export type Admission =
   | { action: 'probe' }
   | { action: 'defer'; until: Date; reason: string };
 
+/** While a probe is in flight, waiting attempts look again this often, so they follow a
+ * successful probe within seconds instead of waiting out the probe's timeout. */
+export const PROBE_WAIT_MS = 2_000;
+
 /**
  * Whether an attempt may go out now. A probe whose worker vanished (claimed more than
  * `probeTimeoutMs` ago) may be claimed again.
@@ -73,7 +77,7 @@ export function admit(state: HealthState, now: Date, probeTimeoutMs: number): Ad
   }
   const started = state.probeStartedAt?.getTime() ?? 0;
   if (now.getTime() - started > probeTimeoutMs) return { action: 'probe' };
-  return { action: 'defer', until: new Date(started + probeTimeoutMs), reason: 'probe in flight' };
+  return { action: 'defer', until: new Date(Math.min(started + probeTimeoutMs, now.getTime() + PROBE_WAIT_MS)), reason: 'probe in flight' };
 }
 
 export type Transition = 'opened' | 'reopened' | 'closed' | null;
@@ -100,7 +104,13 @@ export function cooldownFor(openCount: number, settings: HealthSettings): number
   return Math.min(settings.maxCooldownMs, settings.cooldownMs * Math.pow(2, Math.max(0, openCount - 1)));
 }
 
-export function afterAttempt(prev: HealthState, ok: boolean, now: Date, settings: HealthSettings): AfterAttempt {
+/**
+ * The health after an attempt. `probe` says whether this attempt was the half-open probe:
+ * only a failed probe reopens the circuit (with a doubled cooldown). Attempts that were
+ * already in flight when the circuit opened and fail later change the counters only; one
+ * that succeeds closes the circuit, since the endpoint evidently answers.
+ */
+export function afterAttempt(prev: HealthState, ok: boolean, now: Date, settings: HealthSettings, probe = false): AfterAttempt {
   const windowExpired = now.getTime() - prev.windowStartedAt.getTime() >= settings.windowMs;
   const state: HealthState = {
     ...prev,
@@ -111,6 +121,11 @@ export function afterAttempt(prev: HealthState, ok: boolean, now: Date, settings
   };
   if (ok) {
     const wasOpen = prev.circuitState !== 'closed';
+    if (wasOpen) {
+      // A recovered endpoint starts a fresh window: failures from the outage must not reopen
+      // the circuit at the first hiccup after recovery.
+      Object.assign(state, { windowStartedAt: now, windowAttempts: 1, windowFailures: 0 });
+    }
     Object.assign(state, {
       circuitState: 'closed',
       consecutiveFailures: 0,
@@ -130,8 +145,10 @@ export function afterAttempt(prev: HealthState, ok: boolean, now: Date, settings
 
   let transition: Transition = null;
   const rateTrips = state.windowAttempts >= settings.minRequests && state.windowFailures / state.windowAttempts >= settings.failureRate;
-  if (prev.circuitState === 'half_open' || prev.circuitState === 'open') {
-    // A failed probe (or a straggler that was already in flight): open again, longer.
+  if (prev.circuitState !== 'closed' && !probe) {
+    // A straggler that left before the circuit opened: the circuit stays as it is.
+  } else if (prev.circuitState !== 'closed') {
+    // The probe failed: open again, with a longer cooldown.
     state.circuitState = 'open';
     state.openCount = prev.openCount + 1;
     state.openedAt = now;

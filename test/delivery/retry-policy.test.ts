@@ -1,8 +1,10 @@
 import test from 'ava';
 import type { RetryPolicy } from '../../src/config.ts';
-import { JITTER, nextRetry, nominalDelayMs } from '../../src/delivery/retry-policy.ts';
+import { JITTER, nextRetry, nominalDelayMs, parseRetryAfter, type AttemptAnswer } from '../../src/delivery/retry-policy.ts';
+import { resolvePolicy } from '../../src/delivery/submit.ts';
+import { AppError } from '../../src/errors.ts';
 
-/** The retry decision is pure: tables of (policy, attempt, random) → decision. */
+/** The retry decision is pure: tables of (policy, attempt, random, answer, now) → decision. */
 
 const policy = (p: Partial<RetryPolicy> = {}): RetryPolicy => ({ maxAttempts: 30, baseDelayMs: 5_000, maxDelayMs: 3_600_000, backoffFactor: 2, ...p });
 
@@ -52,7 +54,7 @@ const RETRY: Array<[string, RetryPolicy, number, number, number]> = [
 
 for (const [what, p, attempt, random, expected] of RETRY) {
   test(`nextRetry: ${what}`, (t) => {
-    t.deepEqual(nextRetry(p, attempt, random), { kind: 'retry', delayMs: expected, nextAttempt: attempt + 1 });
+    t.deepEqual(nextRetry(p, attempt, random), { kind: 'retry', delayMs: expected, nextAttempt: attempt + 1, honouredRetryAfter: false });
   });
 }
 
@@ -120,7 +122,10 @@ for (const [what, maxAttempts, attempt, dead] of DEAD) {
       const d = nextRetry(policy({ maxAttempts }), attempt, r);
       if (dead) {
         t.is(d.kind, 'dead');
-        if (d.kind === 'dead') t.true(d.reason.includes(String(maxAttempts)), d.reason);
+        if (d.kind === 'dead') {
+          t.is(d.reason, 'attempts_exhausted');
+          t.true(d.detail.includes(String(maxAttempts)), d.detail);
+        }
       } else {
         t.is(d.kind, 'retry');
         if (d.kind === 'retry') t.is(d.nextAttempt, attempt + 1);
@@ -142,3 +147,234 @@ test('nextRetry: the decision is a pure function of its arguments', (t) => {
   t.deepEqual(nextRetry(p, 3, 0.42), nextRetry(p, 3, 0.42));
   t.deepEqual(p, policy({ baseDelayMs: 1_234 }));
 });
+
+test('nextRetry: the jitter of non-Retry-After delays spreads over the whole ±20% band', (t) => {
+  // Bounded is checked above; here: a spread of randoms really uses the band (not a constant).
+  const p = policy({ baseDelayMs: 10_000 });
+  const delays = Array.from({ length: 101 }, (_, i) => {
+    const d = nextRetry(p, 1, i / 101);
+    return d.kind === 'retry' ? d.delayMs : Number.NaN;
+  });
+  t.is(Math.min(...delays), 8_000);
+  t.true(Math.max(...delays) >= 11_900 && Math.max(...delays) <= 12_000);
+  t.true(new Set(delays).size > 50);
+});
+
+// --- The receiver's answer: 410 Gone and Retry-After ---------------------------------------
+
+/** A fixed "now" for HTTP-dates: Wed, 21 Oct 2015 07:28:00 GMT. */
+const NOW = Date.parse('Wed, 21 Oct 2015 07:28:00 GMT');
+const at = (offsetSeconds: number) => new Date(NOW + offsetSeconds * 1000).toUTCString();
+
+test('the HTTP-date helper makes IMF-fixdate strings', (t) => {
+  t.is(at(0), 'Wed, 21 Oct 2015 07:28:00 GMT');
+  t.is(at(30), 'Wed, 21 Oct 2015 07:28:30 GMT');
+});
+
+/** [what, header value, expected ms from NOW or undefined] */
+const PARSE: Array<[string, string | undefined, number | undefined]> = [
+  ['absent', undefined, undefined],
+  ['delta-seconds', '120', 120_000],
+  ['zero seconds', '0', 0],
+  ['one second', '1', 1_000],
+  ['surrounding white space is ignored', '  7 ', 7_000],
+  ['ten digits is still a number', '9999999999', 9_999_999_999_000],
+  ['eleven digits is garbage', '99999999999', undefined],
+  ['leading zeros', '007', 7_000],
+  ['negative seconds', '-5', undefined],
+  ['plus sign', '+5', undefined],
+  ['fractional seconds', '1.5', undefined],
+  ['exponent', '1e3', undefined],
+  ['hex', '0x10', undefined],
+  ['empty', '', undefined],
+  ['words', 'soon', undefined],
+  ['number with unit', '5s', undefined],
+  ['two numbers', '5, 6', undefined],
+  ['HTTP-date 30 s ahead', at(30), 30_000],
+  ['HTTP-date one hour ahead', at(3600), 3_600_000],
+  ['HTTP-date now', at(0), 0],
+  ['HTTP-date in the past is zero', at(-600), 0],
+  ['HTTP-date far in the past is zero', 'Thu, 01 Jan 1970 00:00:00 GMT', 0],
+  ['HTTP-date with a bad day and time', 'Wed, 99 Oct 2015 99:99:99 GMT', undefined],
+  ['HTTP-date with a bad month', 'Wed, 21 Foo 2015 07:28:30 GMT', undefined],
+  ['ISO date is not an HTTP-date', '2015-10-21T07:28:30Z', undefined],
+  ['date without GMT', 'Wed, 21 Oct 2015 07:28:30', undefined],
+  ['date in another zone', 'Wed, 21 Oct 2015 07:28:30 +0200', undefined],
+];
+
+for (const [what, value, expected] of PARSE) {
+  test(`parseRetryAfter: ${what}`, (t) => {
+    t.is(parseRetryAfter(value, NOW), expected);
+  });
+}
+
+const P = policy({ baseDelayMs: 1_000, maxDelayMs: 60_000, maxAttempts: 10 });
+
+/** [what, answer, attempt, expected delayMs] — Retry-After honoured, clamped to [base, max], no jitter. */
+const HONOURED: Array<[string, AttemptAnswer, number, number]> = [
+  ['429 with seconds', { statusCode: 429, retryAfter: '10' }, 1, 10_000],
+  ['503 with seconds', { statusCode: 503, retryAfter: '10' }, 1, 10_000],
+  ['429 with an HTTP-date', { statusCode: 429, retryAfter: at(30) }, 1, 30_000],
+  ['503 with an HTTP-date', { statusCode: 503, retryAfter: at(45) }, 1, 45_000],
+  ['seconds exactly at the ceiling', { statusCode: 429, retryAfter: '60' }, 1, 60_000],
+  ['seconds above the ceiling are capped', { statusCode: 429, retryAfter: '86400' }, 1, 60_000],
+  ['ten-digit seconds are capped', { statusCode: 503, retryAfter: '9999999999' }, 1, 60_000],
+  ['an HTTP-date a year ahead is capped', { statusCode: 503, retryAfter: at(365 * 86_400) }, 1, 60_000],
+  ['zero seconds is raised to baseDelayMs', { statusCode: 429, retryAfter: '0' }, 1, 1_000],
+  ['seconds below the floor are raised to baseDelayMs', { statusCode: 503, retryAfter: '0' }, 3, 1_000],
+  ['an HTTP-date in the past is raised to baseDelayMs', { statusCode: 429, retryAfter: at(-60) }, 1, 1_000],
+  ['a later attempt still takes the asked delay', { statusCode: 429, retryAfter: '5' }, 6, 5_000],
+  ['white space around seconds', { statusCode: 429, retryAfter: ' 20 ' }, 1, 20_000],
+];
+
+for (const [what, answer, attempt, expected] of HONOURED) {
+  test(`nextRetry honours Retry-After: ${what}`, (t) => {
+    for (const r of [0, 0.5, ALMOST_ONE]) {
+      t.deepEqual(nextRetry(P, attempt, r, answer, NOW), { kind: 'retry', delayMs: expected, nextAttempt: attempt + 1, honouredRetryAfter: true });
+    }
+  });
+}
+
+/** [what, answer] — Retry-After ignored: the nominal, jittered delay applies. */
+const IGNORED: Array<[string, AttemptAnswer]> = [
+  ['429 without Retry-After', { statusCode: 429 }],
+  ['503 without Retry-After', { statusCode: 503 }],
+  ['429 with garbage', { statusCode: 429, retryAfter: 'later, please' }],
+  ['503 with a negative number', { statusCode: 503, retryAfter: '-30' }],
+  ['429 with a fractional number', { statusCode: 429, retryAfter: '2.5' }],
+  ['503 with an eleven-digit number', { statusCode: 503, retryAfter: '12345678901' }],
+  ['429 with a huge number', { statusCode: 429, retryAfter: '1'.repeat(400) }],
+  ['429 with an empty value', { statusCode: 429, retryAfter: '' }],
+  ['503 with an unparsable date', { statusCode: 503, retryAfter: 'Wed, 99 Oct 2015 99:99:99 GMT' }],
+  ['500 with a valid Retry-After', { statusCode: 500, retryAfter: '30' }],
+  ['502 with a valid Retry-After', { statusCode: 502, retryAfter: '30' }],
+  ['504 with a valid Retry-After', { statusCode: 504, retryAfter: '30' }],
+  ['404 with a valid Retry-After', { statusCode: 404, retryAfter: '30' }],
+  ['400 with an HTTP-date', { statusCode: 400, retryAfter: at(30) }],
+  ['301 with a valid Retry-After', { statusCode: 301, retryAfter: '30' }],
+  ['no answer at all (network error) with a Retry-After', { statusCode: null, retryAfter: '30' }],
+];
+
+for (const [what, answer] of IGNORED) {
+  test(`nextRetry ignores Retry-After: ${what}`, (t) => {
+    for (const attempt of [1, 2, 5]) {
+      for (const r of [0, 0.5, ALMOST_ONE]) {
+        t.deepEqual(nextRetry(P, attempt, r, answer, NOW), nextRetry(P, attempt, r), `attempt ${attempt}, random ${r}`);
+        const d = nextRetry(P, attempt, r, answer, NOW);
+        if (d.kind === 'retry') t.false(d.honouredRetryAfter);
+      }
+    }
+  });
+}
+
+test('nextRetry: a Retry-After never lets a receiver keep a webhook alive past maxAttempts', (t) => {
+  for (const answer of [{ statusCode: 429, retryAfter: '5' }, { statusCode: 503, retryAfter: at(5) }]) {
+    t.deepEqual(nextRetry(P, 10, 0.5, answer, NOW), { kind: 'dead', reason: 'attempts_exhausted', detail: 'all 10 attempts failed' });
+    t.is(nextRetry(P, 9, 0.5, answer, NOW).kind, 'retry');
+  }
+});
+
+test('nextRetry: an honoured Retry-After stays within [baseDelayMs, maxDelayMs] over a grid', (t) => {
+  const policies = [P, policy({ baseDelayMs: 100, maxDelayMs: 100 }), policy({ baseDelayMs: 5_000, maxDelayMs: 3_600_000 })];
+  const values = ['0', '1', '4', '5', '59', '3600', '3601', '604800', '9999999999', at(-10), at(0), at(1), at(7200), at(10 * 365 * 86_400)];
+  for (const p of policies) {
+    for (const status of [429, 503]) {
+      for (const v of values) {
+        const d = nextRetry(p, 1, 0.5, { statusCode: status, retryAfter: v }, NOW);
+        if (d.kind !== 'retry') {
+          t.fail(`${status} ${v} should retry`);
+          continue;
+        }
+        t.true(d.honouredRetryAfter, `${status} ${v}`);
+        t.true(d.delayMs >= p.baseDelayMs && d.delayMs <= p.maxDelayMs, `${JSON.stringify(p)} ${status} ${v}: ${d.delayMs}`);
+        t.true(Number.isInteger(d.delayMs));
+      }
+    }
+  }
+});
+
+/** [what, attempt, maxAttempts, answer] — 410 Gone is dead at once, reason 'gone'. */
+const GONE: Array<[string, number, number, AttemptAnswer]> = [
+  ['on the first attempt', 1, 10, { statusCode: 410 }],
+  ['on a middle attempt', 5, 10, { statusCode: 410 }],
+  ['on the last attempt (gone wins over exhausted)', 10, 10, { statusCode: 410 }],
+  ['with maxAttempts 1', 1, 1, { statusCode: 410 }],
+  ['with a Retry-After, which is ignored', 1, 10, { statusCode: 410, retryAfter: '5' }],
+  ['with a Retry-After date, which is ignored', 2, 10, { statusCode: 410, retryAfter: at(5) }],
+];
+
+for (const [what, attempt, maxAttempts, answer] of GONE) {
+  test(`nextRetry: 410 Gone is dead ${what}`, (t) => {
+    for (const r of [0, 0.5, ALMOST_ONE]) {
+      const d = nextRetry(policy({ maxAttempts }), attempt, r, answer, NOW);
+      t.is(d.kind, 'dead');
+      if (d.kind === 'dead') {
+        t.is(d.reason, 'gone');
+        t.regex(d.detail, /410/);
+      }
+    }
+  });
+}
+
+test('nextRetry: statuses near 410 are ordinary failures', (t) => {
+  for (const statusCode of [400, 404, 409, 411, 451, 500]) {
+    const d = nextRetry(P, 1, 0.5, { statusCode }, NOW);
+    t.deepEqual(d, nextRetry(P, 1, 0.5), String(statusCode));
+  }
+});
+
+test('nextRetry: the answer-aware decision is pure and leaves its inputs alone', (t) => {
+  const p = Object.freeze(policy({ baseDelayMs: 1_000, maxDelayMs: 60_000 }));
+  const answer = Object.freeze({ statusCode: 503, retryAfter: at(30) });
+  t.deepEqual(nextRetry(p, 2, 0.3, answer, NOW), nextRetry(p, 2, 0.3, answer, NOW));
+  t.deepEqual(answer, { statusCode: 503, retryAfter: at(30) });
+  // The HTTP-date is read against `now`, not the wall clock.
+  const later = nextRetry(p, 2, 0.3, answer, NOW + 20_000);
+  t.deepEqual(later, { kind: 'retry', delayMs: 10_000, nextAttempt: 3, honouredRetryAfter: true });
+});
+
+// --- Policy resolution: webhook fields over endpoint fields over server defaults -----------
+
+const SERVER: RetryPolicy = Object.freeze({ maxAttempts: 30, baseDelayMs: 5_000, maxDelayMs: 3_600_000, backoffFactor: 2 });
+
+/** [what, endpoint policy, webhook policy, expected] */
+const RESOLVE: Array<[string, Partial<RetryPolicy> | null, Partial<RetryPolicy> | undefined, RetryPolicy]> = [
+  ['neither: the server defaults', null, undefined, SERVER],
+  ['empty objects: the server defaults', {}, {}, SERVER],
+  ['endpoint fields over the server', { maxAttempts: 5, backoffFactor: 3 }, undefined, { ...SERVER, maxAttempts: 5, backoffFactor: 3 }],
+  ['webhook fields over the server', null, { baseDelayMs: 200 }, { ...SERVER, baseDelayMs: 200 }],
+  ['webhook fields over endpoint fields', { maxAttempts: 5, baseDelayMs: 1_000 }, { maxAttempts: 2 }, { ...SERVER, maxAttempts: 2, baseDelayMs: 1_000 }],
+  ['each field from its own level', { baseDelayMs: 1_000, maxDelayMs: 10_000 }, { maxAttempts: 3 }, { maxAttempts: 3, baseDelayMs: 1_000, maxDelayMs: 10_000, backoffFactor: 2 }],
+  ['the webhook overrides every field', { maxAttempts: 5, baseDelayMs: 1_000, maxDelayMs: 10_000, backoffFactor: 3 }, { maxAttempts: 1, baseDelayMs: 100, maxDelayMs: 100, backoffFactor: 1 }, { maxAttempts: 1, baseDelayMs: 100, maxDelayMs: 100, backoffFactor: 1 }],
+  ['base equal to max is fine', { maxDelayMs: 5_000 }, undefined, { ...SERVER, maxDelayMs: 5_000 }],
+];
+
+for (const [what, endpoint, webhook, expected] of RESOLVE) {
+  test(`resolvePolicy: ${what}`, (t) => {
+    t.deepEqual(resolvePolicy(SERVER, endpoint, webhook), expected);
+  });
+}
+
+test('resolvePolicy leaves its inputs alone', (t) => {
+  const endpoint = Object.freeze({ maxAttempts: 5 });
+  const webhook = Object.freeze({ baseDelayMs: 200 });
+  resolvePolicy(SERVER, endpoint, webhook);
+  t.deepEqual(endpoint, { maxAttempts: 5 });
+  t.deepEqual(webhook, { baseDelayMs: 200 });
+  t.deepEqual(SERVER, { maxAttempts: 30, baseDelayMs: 5_000, maxDelayMs: 3_600_000, backoffFactor: 2 });
+});
+
+/** [what, endpoint, webhook, field named in the 400] — the merged policy has max < base. */
+const CONFLICTS: Array<[string, Partial<RetryPolicy> | null, Partial<RetryPolicy> | undefined, string]> = [
+  ['webhook maxDelayMs below the server base', null, { maxDelayMs: 1_000 }, 'retryPolicy.maxDelayMs'],
+  ['webhook baseDelayMs above the server max', null, { baseDelayMs: 4_000_000 }, 'retryPolicy.baseDelayMs'],
+  ['webhook baseDelayMs above the endpoint max', { maxDelayMs: 2_000 }, { baseDelayMs: 3_000 }, 'retryPolicy.baseDelayMs'],
+];
+
+for (const [what, endpoint, webhook, field] of CONFLICTS) {
+  test(`resolvePolicy refuses a merged policy with maxDelayMs < baseDelayMs: ${what}`, (t) => {
+    const err = t.throws(() => resolvePolicy(SERVER, endpoint, webhook), { instanceOf: AppError });
+    t.is(err?.status, 400);
+    t.is(err?.errors?.[0]?.field, field);
+  });
+}

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { admit, afterAttempt, cooldownFor, DEFAULT_HEALTH_SETTINGS, type HealthSettings, type HealthState } from '../../src/endpoints/health.ts';
+import { admit, afterAttempt, cooldownFor, DEFAULT_HEALTH_SETTINGS, type HealthSettings, type HealthState, PROBE_WAIT_MS } from '../../src/endpoints/health.ts';
 
 /**
  * The circuit breaker is pure: tables of (state, event, now, settings) → state. No clocks, no
@@ -72,8 +72,8 @@ const ADMIT: Array<[string, HealthState, number, ReturnType<typeof admit>]> = [
   ['open, at the probe time: probe', fresh({ circuitState: 'open', openedAt: at(0), openCount: 1, nextProbeAt: at(1_000) }), 1_000, { action: 'probe' }],
   ['open, after the probe time: probe', fresh({ circuitState: 'open', openedAt: at(0), openCount: 1, nextProbeAt: at(1_000) }), 60_000, { action: 'probe' }],
   ['open without a probe time: probe', fresh({ circuitState: 'open', openedAt: at(0), openCount: 1 }), 0, { action: 'probe' }],
-  ['half open, probe just started: defer until the probe times out', fresh({ circuitState: 'half_open', probeStartedAt: at(1_000), nextProbeAt: at(1_000) }), 1_000,
-    { action: 'defer', until: at(1_000 + PROBE_TIMEOUT), reason: 'probe in flight' }],
+  ['half open, probe just started: defer, and look again within PROBE_WAIT_MS', fresh({ circuitState: 'half_open', probeStartedAt: at(1_000), nextProbeAt: at(1_000) }), 1_000,
+    { action: 'defer', until: at(1_000 + PROBE_WAIT_MS), reason: 'probe in flight' }],
   ['half open, 1 ms before the probe times out: defer', fresh({ circuitState: 'half_open', probeStartedAt: at(1_000), nextProbeAt: at(1_000) }), 1_000 + PROBE_TIMEOUT - 1,
     { action: 'defer', until: at(1_000 + PROBE_TIMEOUT), reason: 'probe in flight' }],
   ['half open, the probe timed out: a new probe', fresh({ circuitState: 'half_open', probeStartedAt: at(1_000), nextProbeAt: at(1_000) }), 1_000 + PROBE_TIMEOUT + 1, { action: 'probe' }],
@@ -95,9 +95,15 @@ test('admit: a deferral is never into the past and never later than needed', (t)
       const a = admit(s, at(now), PROBE_TIMEOUT);
       if (a.action === 'defer') {
         t.true(a.until.getTime() >= T0 + now, `${s.circuitState} at ${now}`);
-        // At `until`, the same state admits a probe (for open) or a re-probe (half open, one ms later).
-        const then = admit(s, new Date(a.until.getTime() + (s.circuitState === 'half_open' ? 1 : 0)), PROBE_TIMEOUT);
-        t.is(then.action, 'probe', `${s.circuitState} at ${now}`);
+        if (s.circuitState === 'open') {
+          // At `until`, the open circuit admits its probe.
+          t.is(admit(s, a.until, PROBE_TIMEOUT).action, 'probe', `open at ${now}`);
+        } else {
+          // While a probe is in flight, waiting attempts look again soon, and never later than
+          // the moment the probe counts as lost.
+          t.true(a.until.getTime() <= T0 + now + PROBE_WAIT_MS, `half open at ${now}`);
+          t.true(a.until.getTime() <= T0 + 2_000 + PROBE_TIMEOUT, `half open at ${now}`);
+        }
       } else {
         t.is(a.action, 'probe');
       }
@@ -249,7 +255,7 @@ function openedAt(ms: number, openCount = 1): HealthState {
 
 test('afterAttempt: a failed probe reopens with a doubled cooldown', (t) => {
   const probing: HealthState = { ...openedAt(0), circuitState: 'half_open', probeStartedAt: at(1_000) };
-  const r = afterAttempt(probing, false, at(1_050), SETTINGS);
+  const r = afterAttempt(probing, false, at(1_050), SETTINGS, true);
   t.is(r.transition, 'reopened');
   t.is(r.state.circuitState, 'open');
   t.is(r.state.openCount, 2);
@@ -267,7 +273,7 @@ test('afterAttempt: repeated failed probes double the cooldown up to maxCooldown
     now = s.nextProbeAt!.getTime() - T0;
     t.is(admit(s, at(now), PROBE_TIMEOUT).action, 'probe');
     s = { ...s, circuitState: 'half_open', probeStartedAt: at(now) };
-    const r = afterAttempt(s, false, at(now + 10), SETTINGS);
+    const r = afterAttempt(s, false, at(now + 10), SETTINGS, true);
     t.is(r.transition, 'reopened');
     cooldowns.push(r.state.nextProbeAt!.getTime() - (T0 + now + 10));
     s = r.state;
@@ -275,12 +281,31 @@ test('afterAttempt: repeated failed probes double the cooldown up to maxCooldown
   t.deepEqual(cooldowns, [2_000, 4_000, 8_000, 8_000, 8_000, 8_000, 8_000]);
 });
 
-test('afterAttempt: a straggler failing while open pushes the probe out (reopened)', (t) => {
-  const r = afterAttempt(openedAt(0), false, at(200), SETTINGS);
-  t.is(r.transition, 'reopened');
+test('afterAttempt: a straggler failing while open changes the counters, not the circuit', (t) => {
+  const before = openedAt(0);
+  const r = afterAttempt(before, false, at(200), SETTINGS);
+  t.is(r.transition, null);
   t.is(r.state.circuitState, 'open');
-  t.is(r.state.openCount, 2);
-  t.deepEqual(r.state.nextProbeAt, at(200 + 2_000));
+  t.is(r.state.openCount, before.openCount);
+  t.deepEqual(r.state.nextProbeAt, before.nextProbeAt);
+  t.is(r.state.consecutiveFailures, before.consecutiveFailures + 1);
+});
+
+test('afterAttempt: a straggler failing while a probe is in flight leaves the probe alone', (t) => {
+  const probing: HealthState = { ...openedAt(0), circuitState: 'half_open', probeStartedAt: at(1_000) };
+  const r = afterAttempt(probing, false, at(1_010), SETTINGS, false);
+  t.is(r.transition, null);
+  t.is(r.state.circuitState, 'half_open');
+  t.deepEqual(r.state.probeStartedAt, at(1_000));
+});
+
+test('afterAttempt: a recovery starts a fresh failure-rate window', (t) => {
+  const probing: HealthState = { ...openedAt(0), circuitState: 'half_open', probeStartedAt: at(1_000), windowAttempts: 30, windowFailures: 30 };
+  const r = afterAttempt(probing, true, at(1_010), SETTINGS, true);
+  t.is(r.transition, 'closed');
+  t.is(r.state.windowAttempts, 1);
+  t.is(r.state.windowFailures, 0);
+  t.deepEqual(r.state.windowStartedAt, at(1_010));
 });
 
 test('afterAttempt: a successful probe closes the circuit and resets it', (t) => {
@@ -323,8 +348,8 @@ test('afterAttempt: a success that arrives while open (a straggler) closes the c
 test('afterAttempt: a whole life cycle, step by step', (t) => {
   let s = fresh();
   const trace: string[] = [];
-  const step = (ok: boolean, ms: number) => {
-    const r = afterAttempt(s, ok, at(ms), SETTINGS);
+  const step = (ok: boolean, ms: number, probe = false) => {
+    const r = afterAttempt(s, ok, at(ms), SETTINGS, probe);
     s = r.state;
     trace.push(`${ok ? 'S' : 'F'}→${s.circuitState}${r.transition ? `(${r.transition})` : ''}`);
   };
@@ -336,11 +361,11 @@ test('afterAttempt: a whole life cycle, step by step', (t) => {
   t.is(admit(s, at(1_004), PROBE_TIMEOUT).action, 'probe');
   s = { ...s, circuitState: 'half_open', probeStartedAt: at(1_004) };
   t.is(admit(s, at(1_005), PROBE_TIMEOUT).action, 'defer');
-  step(false, 1_010); // reopens, probe at 3010
+  step(false, 1_010, true); // the probe fails: reopens, probe at 3010
   t.is(admit(s, at(3_009), PROBE_TIMEOUT).action, 'defer');
   t.is(admit(s, at(3_010), PROBE_TIMEOUT).action, 'probe');
   s = { ...s, circuitState: 'half_open', probeStartedAt: at(3_010) };
-  step(true, 3_020);
+  step(true, 3_020, true);
   t.deepEqual(trace, ['S→closed', 'F→closed', 'F→closed', 'F→open(opened)', 'F→open(reopened)', 'S→closed(closed)']);
 });
 
@@ -375,7 +400,7 @@ test('afterAttempt: a success restarts the failing run, so it does not disable',
 test('afterAttempt: disabling is independent of the circuit (a failed probe can disable)', (t) => {
   const settings = { ...SETTINGS, disableAfterMs: 10_000 };
   const probing: HealthState = { ...openedAt(0), failingSince: at(0), circuitState: 'half_open', probeStartedAt: at(10_000) };
-  const r = afterAttempt(probing, false, at(10_001), settings);
+  const r = afterAttempt(probing, false, at(10_001), settings, true);
   t.true(r.disable);
   t.is(r.transition, 'reopened');
 });
