@@ -19,7 +19,7 @@
 
 import { loadConfig, RETRY_LIMITS, type RetryPolicy } from '../src/config.ts';
 import { JITTER, nextRetry, nominalDelayMs } from '../src/delivery/retry-policy.ts';
-import { admit, afterAttempt, cooldownFor, DEFAULT_HEALTH_SETTINGS, type HealthSettings, type HealthState } from '../src/endpoints/health.ts';
+import { admit, afterAttempt, cooldownFor, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings, type HealthState } from '../src/endpoints/health.ts';
 
 export const HOUR_MS = 3_600_000;
 /** The success criterion: delivered within this long of the first attempt... */
@@ -196,21 +196,7 @@ const EPOCH = Date.UTC(2025, 0, 1);
 /** The worker's probe timeout: the default delivery timeout (15 s) + 30 s. Never reached here. */
 const PROBE_TIMEOUT_MS = 45_000;
 
-const CLOSED: HealthState = Object.freeze({
-  circuitState: 'closed',
-  consecutiveFailures: 0,
-  windowStartedAt: new Date(EPOCH),
-  windowAttempts: 0,
-  windowFailures: 0,
-  openedAt: null,
-  openCount: 0,
-  nextProbeAt: null,
-  probeStartedAt: null,
-  lastSuccessAt: null,
-  lastFailureAt: null,
-  failingSince: null,
-  healthScore: 100,
-});
+const CLOSED: HealthState = Object.freeze(initialHealth(new Date(EPOCH)));
 
 function realBreaker(health: HealthSettings): Breaker {
   let state: HealthState = CLOSED;
@@ -225,7 +211,7 @@ function realBreaker(health: HealthSettings): Breaker {
       const now = new Date(EPOCH + at);
       // A probe is claimed first (claimProbe: half_open, probe_started_at = now), then recorded.
       const before = probe ? { ...state, circuitState: 'half_open' as const, probeStartedAt: now } : state;
-      const after = afterAttempt(before, ok, now, health);
+      const after = afterAttempt(before, ok, now, health, probe);
       state = after.state;
       return after.disable;
     },
@@ -249,7 +235,7 @@ function fastBreaker(health: HealthSettings): Breaker {
       if (!open) return SEND;
       return nextProbe <= at ? PROBE : nextProbe;
     },
-    record(ok, at) {
+    record(ok, at, probe) {
       if (at - windowStart >= health.windowMs) {
         windowStart = at;
         windowAttempts = 0;
@@ -257,6 +243,12 @@ function fastBreaker(health: HealthSettings): Breaker {
       }
       windowAttempts++;
       if (ok) {
+        // A recovery starts a fresh window.
+        if (open) {
+          windowStart = at;
+          windowAttempts = 1;
+          windowFailures = 0;
+        }
         open = false;
         consecutive = 0;
         openCount = 0;
@@ -270,8 +262,11 @@ function fastBreaker(health: HealthSettings): Breaker {
       const disable = at - failingSince >= health.disableAfterMs;
       const rateTrips = windowAttempts >= health.minRequests && windowFailures / windowAttempts >= health.failureRate;
       if (open) {
-        openCount++;
-        nextProbe = at + cooldownFor(openCount, health);
+        // Only a failed probe reopens (longer); a straggler changes the counters only.
+        if (probe) {
+          openCount++;
+          nextProbe = at + cooldownFor(openCount, health);
+        }
       } else if (consecutive >= health.failureThreshold || rateTrips) {
         open = true;
         openCount = 1;

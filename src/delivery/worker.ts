@@ -4,7 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 import { claimProbe, deferAttempt, holdWebhook, recordAttempt, type Outcome } from './record.ts';
-import { admit, DEFAULT_HEALTH_SETTINGS, type HealthSettings, type HealthState } from '../endpoints/health.ts';
+import { admit, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings } from '../endpoints/health.ts';
 import { nextRetry } from './retry-policy.ts';
 import { HOP_BY_HOP, type Sender } from './send.ts';
 import { signatureHeaders, type SigningKey } from './sign.ts';
@@ -46,22 +46,6 @@ export const USER_AGENT = 'hookrelay/0.1';
 /** A worker that lost the race for a probe looks again this much later. */
 const PROBE_RACE_DEFER_MS = 1_000;
 
-/** The fields of a health state that admission does not read. */
-const CLOSED_DEFAULTS: HealthState = {
-  circuitState: 'closed',
-  consecutiveFailures: 0,
-  windowStartedAt: new Date(0),
-  windowAttempts: 0,
-  windowFailures: 0,
-  openedAt: null,
-  openCount: 0,
-  nextProbeAt: null,
-  probeStartedAt: null,
-  lastSuccessAt: null,
-  lastFailureAt: null,
-  failingSince: null,
-  healthScore: 100,
-};
 
 /** Polling is the backstop for deferred jobs (NOTIFY fires when a job is created, not when it
  * comes due); a retry due sooner than this is woken by a local timer instead. */
@@ -179,8 +163,9 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     const timeoutMs = webhook.timeout_ms ?? config.deliveryTimeoutMs;
     // A probe whose worker vanished may be claimed again after this long.
     const probeTimeoutMs = timeoutMs + 30_000;
+    // Admission reads only the circuit fields; the rest keep their initial values.
     const admission = admit({
-      ...CLOSED_DEFAULTS,
+      ...initialHealth(new Date(0)),
       circuitState: webhook.circuit_state,
       nextProbeAt: webhook.next_probe_at,
       probeStartedAt: webhook.probe_started_at,

@@ -55,6 +55,25 @@ export interface HealthState {
   healthScore: number;
 }
 
+/** A new endpoint's health (the database defaults of endpoint_health), as of `since`. */
+export function initialHealth(since: Date): HealthState {
+  return {
+    circuitState: 'closed',
+    consecutiveFailures: 0,
+    windowStartedAt: since,
+    windowAttempts: 0,
+    windowFailures: 0,
+    openedAt: null,
+    openCount: 0,
+    nextProbeAt: null,
+    probeStartedAt: null,
+    lastSuccessAt: null,
+    lastFailureAt: null,
+    failingSince: null,
+    healthScore: 100,
+  };
+}
+
 export type Admission =
   | { action: 'send' }
   /** Send as the half-open probe; the caller must win the claim in the database first. */

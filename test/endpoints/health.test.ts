@@ -1,5 +1,5 @@
 import test from 'ava';
-import { admit, afterAttempt, cooldownFor, DEFAULT_HEALTH_SETTINGS, type HealthSettings, type HealthState, PROBE_WAIT_MS } from '../../src/endpoints/health.ts';
+import { admit, afterAttempt, cooldownFor, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings, type HealthState, PROBE_WAIT_MS } from '../../src/endpoints/health.ts';
 
 /**
  * The circuit breaker is pure: tables of (state, event, now, settings) → state. No clocks, no
@@ -23,22 +23,7 @@ const SETTINGS: HealthSettings = Object.freeze({
 const RATE_ONLY: HealthSettings = Object.freeze({ ...SETTINGS, failureThreshold: 1_000 });
 
 function fresh(over: Partial<HealthState> = {}): HealthState {
-  return {
-    circuitState: 'closed',
-    consecutiveFailures: 0,
-    windowStartedAt: at(0),
-    windowAttempts: 0,
-    windowFailures: 0,
-    openedAt: null,
-    openCount: 0,
-    nextProbeAt: null,
-    probeStartedAt: null,
-    lastSuccessAt: null,
-    lastFailureAt: null,
-    failingSince: null,
-    healthScore: 100,
-    ...over,
-  };
+  return { ...initialHealth(at(0)), ...over };
 }
 
 /** Applies outcomes ('F' failure, 'S' success) one per `stepMs`, starting at `startMs`. */
