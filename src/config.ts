@@ -5,6 +5,7 @@
  */
 
 import type { HealthSettings } from './endpoints/health.ts';
+import { parseAllowList, type AllowList } from './delivery/address-policy.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, the first one included. */
@@ -42,6 +43,8 @@ export interface Config {
   dbPoolMax: number;
   shutdownTimeoutMs: number;
   health: HealthSettings;
+  /** Networks deliveries may reach although they are not public (HOOKRELAY_ALLOW_NETWORKS). */
+  allowNetworks: AllowList;
 }
 
 /** Limits of the retry policy a request may ask for; the OpenAPI document states the same. */
@@ -73,6 +76,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_ROLES', default: 'api,worker', unit: 'list', doc: 'What this process runs: `api`, `worker`, or both. Scale out by running more processes against one database.' },
   { env: 'HOOKRELAY_MAX_PAYLOAD_BYTES', default: '262144', unit: 'bytes', doc: 'Largest accepted webhook payload (serialized JSON); larger ones get 413.' },
   { env: 'HOOKRELAY_DELIVERY_TIMEOUT_MS', default: '15000', unit: 'ms', doc: 'Deadline for a whole delivery attempt: connect, request, response headers and body.' },
+  { env: 'HOOKRELAY_ALLOW_NETWORKS', default: undefined, unit: 'list of CIDRs', doc: 'Networks deliveries may reach although they are not public (e.g. `10.0.0.0/8,fd00::/8`). Unset: public unicast addresses only. Cloud metadata addresses stay refused.' },
   { env: 'HOOKRELAY_MAX_RESPONSE_BYTES', default: '65536', unit: 'bytes', doc: 'At most this much of a receiver\'s response body is read; the rest is discarded.' },
   { env: 'HOOKRELAY_RETRY_MAX_ATTEMPTS', default: '33', unit: 'count', doc: 'Default attempts per webhook, the first included (1-100).' },
   { env: 'HOOKRELAY_RETRY_BASE_DELAY_MS', default: '30000', unit: 'ms', doc: 'Default delay before the second attempt (>= 100).' },
@@ -161,6 +165,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (retry.maxDelayMs < retry.baseDelayMs) {
     throw new ConfigError('HOOKRELAY_RETRY_MAX_DELAY_MS must not be less than HOOKRELAY_RETRY_BASE_DELAY_MS');
   }
+  let allowNetworks: AllowList;
+  try {
+    allowNetworks = parseAllowList(raw(env, 'HOOKRELAY_ALLOW_NETWORKS'));
+  } catch (err) {
+    throw new ConfigError(`HOOKRELAY_ALLOW_NETWORKS must be a comma-separated list of CIDRs: ${(err as Error).message}`);
+  }
   return Object.freeze({
     port: int(env, 'PORT', 0, 65535),
     host: raw(env, 'HOST') ?? '0.0.0.0',
@@ -191,5 +201,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxCooldownMs: int(env, 'HOOKRELAY_CIRCUIT_MAX_COOLDOWN_MS', 100, 86_400_000),
       disableAfterMs: int(env, 'HOOKRELAY_DISABLE_AFTER_SECONDS', 1, 365 * 86_400) * 1000,
     }),
+    allowNetworks,
   });
 }

@@ -54,7 +54,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     let worker: Worker | undefined;
     let sender: Sender | undefined;
     if (config.roles.includes('worker')) {
-      sender = createSender();
+      sender = createSender({ allowNetworks: config.allowNetworks });
       const s = sender;
       cleanups.push(() => s.close());
       worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health });

@@ -9,7 +9,7 @@ import { SETTINGS } from '../src/config.ts';
 import { parseReplayArgs, parseTime, progressDisplay, replayDeadLetters, ReplayError, summaryLine, type ReplayProgress } from '../src/replay.ts';
 import { query } from './helpers/db.ts';
 import { startReceiver, type Receiver } from './helpers/receiver.ts';
-import { eventually, startTestService, TEST_MASTER_KEY, type TestService } from './helpers/service.ts';
+import { eventually, startTestService, TEST_ALLOW_NETWORKS, TEST_MASTER_KEY, type TestService } from './helpers/service.ts';
 
 /**
  * `hookrelay replay`: the endpoint's open dead letters re-queued in batches through
@@ -31,7 +31,7 @@ interface Run {
 function cli(t: ExecutionContext, args: string[], env: Record<string, string>): Promise<Run> {
   const base: NodeJS.ProcessEnv = { ...process.env };
   for (const s of SETTINGS) delete base[s.env];
-  const child = spawn(process.execPath, [CLI, 'replay', ...args], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'replay', ...args], { cwd: ROOT, env: { ...base, HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));

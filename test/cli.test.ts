@@ -6,7 +6,7 @@ import { createAuthenticator } from '../src/api/tokens.ts';
 import { SETTINGS } from '../src/config.ts';
 import { createDb } from '../src/db/database.ts';
 import { freshDatabase, query } from './helpers/db.ts';
-import { startTestService, TEST_MASTER_KEY } from './helpers/service.ts';
+import { startTestService, TEST_ALLOW_NETWORKS, TEST_MASTER_KEY } from './helpers/service.ts';
 
 /** The `hookrelay` command and `node src/main.ts`, run as real child processes. */
 
@@ -44,7 +44,7 @@ interface Run {
 function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = { ...process.env };
   for (const s of SETTINGS) delete base[s.env];
-  return { ...base, ...env };
+  return { ...base, HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS, ...env };
 }
 
 /** Runs `node <script> ...args`, killed (by its pid) at teardown or after RUN_TIMEOUT_MS. */

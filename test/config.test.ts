@@ -38,6 +38,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
       maxCooldownMs: 3_600_000,
       disableAfterMs: 432_000_000,
     },
+    allowNetworks: [],
   });
 });
 
@@ -74,6 +75,7 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_CIRCUIT_COOLDOWN_MS: config.health.cooldownMs,
     HOOKRELAY_CIRCUIT_MAX_COOLDOWN_MS: config.health.maxCooldownMs,
     HOOKRELAY_DISABLE_AFTER_SECONDS: config.health.disableAfterMs / 1000,
+    HOOKRELAY_ALLOW_NETWORKS: config.allowNetworks.length === 0 ? undefined : config.allowNetworks.map((c) => c.text).join(','),
   };
   // Every documented setting is covered here, and no other.
   t.deepEqual(Object.keys(byEnv).sort(), SETTINGS.map((s) => s.env).sort());
@@ -173,6 +175,10 @@ const BAD: Array<[string, Record<string, string>, string]> = [
   ['supervise 0 s', { HOOKRELAY_QUEUE_SUPERVISE_SECONDS: '0' }, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS'],
   ['pool of 1', { HOOKRELAY_DB_POOL_MAX: '1' }, 'HOOKRELAY_DB_POOL_MAX'],
   ['negative shutdown timeout', { HOOKRELAY_SHUTDOWN_TIMEOUT_MS: '-5' }, 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS'],
+  ['allow list entry not a network', { HOOKRELAY_ALLOW_NETWORKS: '10.0.0.0/8,intranet' }, 'HOOKRELAY_ALLOW_NETWORKS'],
+  ['allow list prefix too long', { HOOKRELAY_ALLOW_NETWORKS: '10.0.0.0/33' }, 'HOOKRELAY_ALLOW_NETWORKS'],
+  ['allow list IPv6 prefix too long', { HOOKRELAY_ALLOW_NETWORKS: 'fd00::/129' }, 'HOOKRELAY_ALLOW_NETWORKS'],
+  ['allow list shortened IPv4', { HOOKRELAY_ALLOW_NETWORKS: '127.1/8' }, 'HOOKRELAY_ALLOW_NETWORKS'],
 ];
 
 for (const [what, env, name] of BAD) {

@@ -21,7 +21,7 @@ export interface AppDeps {
   db: Db;
   boss: PgBoss;
   keyring: Keyring;
-  config: Pick<Config, 'maxPayloadBytes' | 'retry'>;
+  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'>;
   log: Logger;
   auth: Authenticator;
   readiness: Readiness;

@@ -6,7 +6,7 @@ import { AppError, badField } from '../errors.ts';
 import type { components } from './openapi-types.ts';
 import type { Handler } from './app.ts';
 import { createCursorCodec } from './cursor.ts';
-import { checkHeaders, normalizeUrl } from './webhooks.ts';
+import { checkDestination, checkHeaders, normalizeUrl } from './webhooks.ts';
 
 type EndpointBody = components['schemas']['Endpoint'];
 type EndpointCreate = components['schemas']['EndpointCreate'];
@@ -96,7 +96,7 @@ const createEndpointHandler: Handler = async (ctx, deps) => {
   const algorithm: SignatureAlgorithm = body.signature?.algorithm ?? 'hmac-sha256';
   checkPolicy(body.retryPolicy);
   const endpoint = await createEndpoint(deps.db, deps.keyring, {
-    url: normalizeUrl(body.url),
+    url: checkDestination(normalizeUrl(body.url), deps.config.allowNetworks),
     description: body.description,
     enabled: body.enabled,
     headers: checkHeaders(body.headers ?? {}),
@@ -120,7 +120,7 @@ const updateEndpointHandler: Handler = async (ctx, deps) => {
   const body = ctx.request.body as EndpointUpdate;
   checkPolicy(body.retryPolicy);
   const endpoint = await updateEndpoint(deps.db, deps.keyring, ctx.params.id ?? '', {
-    url: body.url === undefined ? undefined : normalizeUrl(body.url),
+    url: body.url === undefined ? undefined : checkDestination(normalizeUrl(body.url), deps.config.allowNetworks),
     description: body.description,
     enabled: body.enabled,
     headers: body.headers === undefined ? undefined : checkHeaders(body.headers),

@@ -455,7 +455,7 @@ export interface components {
             statusCode: number | null;
             /** @enum {string} */
             outcome: "success" | "failure";
-            /** @description timeout, connection_refused, connection_reset, dns, tls, http_status, redirect, invalid_response or network. */
+            /** @description timeout, connection_refused, connection_reset, dns, tls, http_status, redirect, invalid_response, network, or blocked (the destination is not a public address: see HOOKRELAY_ALLOW_NETWORKS; the error is then "destination not allowed"). */
             errorClass: string | null;
             error: string | null;
             /** @description At most the first 1 KiB of the response body. */
@@ -704,7 +704,7 @@ export interface components {
         };
     };
     responses: {
-        /** @description The request is malformed or a field is invalid; nothing was stored. */
+        /** @description The request is malformed or a field is invalid; nothing was stored. A `url` that can never be delivered to (a loopback, private, link-local, reserved or metadata IP literal in any notation, or a localhost name) is refused with code `destination_not_allowed`. */
         BadRequest: {
             headers: {
                 [name: string]: unknown;

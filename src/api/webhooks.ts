@@ -2,6 +2,7 @@ import type { Webhook, Attempt, WebhookStatus } from '../db/schema.ts';
 import { createCursorCodec } from './cursor.ts';
 import { findReplay, requestHash, submitWebhook } from '../delivery/submit.ts';
 import { HOP_BY_HOP } from '../delivery/send.ts';
+import { isNeverAllowedUrl, type AllowList } from '../delivery/address-policy.ts';
 import { AppError, badField, fieldError, parseTime, type FieldError } from '../errors.ts';
 import type { components } from './openapi-types.ts';
 import type { Handler } from './app.ts';
@@ -59,6 +60,18 @@ export function normalizeUrl(input: string): string {
   return url.href;
 }
 
+/**
+ * A normalized URL that could ever be delivered to, or a 400 `destination_not_allowed` naming
+ * `url`: an IP literal (in any notation) in a refused range the allow list does not cover, a
+ * localhost name, a metadata address. Other names are checked when a connection is made.
+ */
+export function checkDestination(url: string, allow: AllowList): string {
+  if (isNeverAllowedUrl(url, allow)) {
+    throw badField('url', 'is not an allowed destination: deliveries go to public addresses only', 'destination_not_allowed');
+  }
+  return url;
+}
+
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 function statusBody(w: Webhook): WebhookStatusBody {
@@ -93,7 +106,7 @@ const deliverWebhook: Handler = async (ctx, deps) => {
       errors: [fieldError(body.url === undefined ? 'url' : 'endpointId', body.url === undefined ? 'is required (or endpointId)' : 'cannot be given together with url')],
     });
   }
-  const url = body.url === undefined ? undefined : normalizeUrl(body.url);
+  const url = body.url === undefined ? undefined : checkDestination(normalizeUrl(body.url), deps.config.allowNetworks);
   const headers = checkHeaders(body.headers ?? {});
   // Checked before serializing: absurd nesting would overflow JSON.stringify's stack.
   const problem = payloadProblem(body.payload, []);

@@ -1,4 +1,6 @@
 import { Agent, errors as undiciErrors, request } from 'undici';
+import type { AllowList } from './address-policy.ts';
+import { BLOCKED_CODE, createGuardedConnector, type Resolver } from './guard.ts';
 
 /**
  * One HTTP attempt. A receiver's failure is data, not an exception: `send` resolves with an
@@ -15,6 +17,8 @@ export const ERROR_CLASS = Object.freeze({
   redirect: 'redirect',
   invalidResponse: 'invalid_response',
   network: 'network',
+  /** The SSRF guard refused the destination (see address-policy.ts). */
+  blocked: 'blocked',
 } as const);
 export type ErrorClass = (typeof ERROR_CLASS)[keyof typeof ERROR_CLASS];
 
@@ -51,7 +55,19 @@ export interface Sender {
   close(): Promise<void>;
 }
 
-export function createSender(options: { connections?: number } = {}): Sender {
+export interface SenderOptions {
+  connections?: number;
+  /** Networks exempted from the SSRF guard (HOOKRELAY_ALLOW_NETWORKS); empty: public addresses only. */
+  allowNetworks?: AllowList;
+  /** Name resolution of the guard; the system resolver unless injected (tests). */
+  resolve?: Resolver;
+}
+
+export function createSender(options: SenderOptions = {}): Sender {
+  // Every socket is opened by the guard: names are resolved once, every address is checked,
+  // and the connection goes to a checked address. The agent is explicit and never reads
+  // HTTP_PROXY/HTTPS_PROXY/NO_PROXY, so no proxy can carry a request past the guard.
+  const connect = createGuardedConnector({ allow: options.allowNetworks ?? [], resolve: options.resolve, timeout: 300_000 });
   const agent = new Agent({
     // Per origin. Enough for a busy endpoint, bounded so one endpoint cannot take every socket.
     connections: options.connections ?? 64,
@@ -60,7 +76,7 @@ export function createSender(options: { connections?: number } = {}): Sender {
     // shorter than any deadline we set.
     headersTimeout: 0,
     bodyTimeout: 0,
-    connect: { timeout: 300_000 },
+    connect,
     // Large or lying response headers become an error rather than memory.
     maxHeaderSize: 16 * 1024,
   });
@@ -148,6 +164,8 @@ function classify(err: unknown, signal: AbortSignal): { errorClass: ErrorClass; 
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e?.code ?? e?.cause?.code ?? '';
   const message = e?.message ?? String(err);
+  // Generic on purpose: neither the resolved address nor the reason reaches the attempt record.
+  if (code === BLOCKED_CODE) return { errorClass: ERROR_CLASS.blocked, message: 'destination not allowed' };
   if (code === 'ECONNREFUSED') return { errorClass: ERROR_CLASS.connectionRefused, message: 'connection refused' };
   if (code === 'ECONNRESET' || code === 'EPIPE' || err instanceof undiciErrors.SocketError) {
     return { errorClass: ERROR_CLASS.connectionReset, message: 'connection closed by the receiver before a complete answer' };

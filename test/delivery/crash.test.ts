@@ -10,7 +10,7 @@ import { submitWebhook } from '../../src/delivery/submit.ts';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { freshDatabase, query, silentLog } from '../helpers/db.ts';
 import { startReceiver } from '../helpers/receiver.ts';
-import { eventually, TEST_MASTER_KEY } from '../helpers/service.ts';
+import { eventually, TEST_ALLOW_NETWORKS, TEST_MASTER_KEY } from '../helpers/service.ts';
 
 /**
  * Reliability against real process deaths: `node src/main.ts` is started as a child process and
@@ -37,6 +37,8 @@ const QUEUE_ENV = {
   HOOKRELAY_QUEUE_SUPERVISE_SECONDS: '1',
   LOG_LEVEL: 'info',
   HOOKRELAY_DB_POOL_MAX: '4',
+  // The receivers listen on loopback, which the SSRF guard refuses by default.
+  HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS,
 } as const;
 
 interface ServiceProcess {

@@ -2,11 +2,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import net, { type AddressInfo } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { createSender, ERROR_CLASS, type ErrorClass, type SendRequest, type SendResult, type Sender } from '../../src/delivery/send.ts';
+import { parseAllowList } from '../../src/delivery/address-policy.ts';
 
 /** send() against real servers on 127.0.0.1: every receiver failure is a result, never a throw. */
 
 function sender(t: ExecutionContext): Sender {
-  const s = createSender();
+  const s = createSender({ allowNetworks: parseAllowList('127.0.0.0/8,::1/128') });
   t.teardown(() => s.close());
   return s;
 }

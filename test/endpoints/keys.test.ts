@@ -10,7 +10,7 @@ import { createLogger } from '../../src/log.ts';
 import { startService } from '../../src/main.ts';
 import { query } from '../helpers/db.ts';
 import { startReceiver, type Received, type Receiver } from '../helpers/receiver.ts';
-import { eventually, startTestService } from '../helpers/service.ts';
+import { eventually, startTestService, TEST_ALLOW_NETWORKS } from '../helpers/service.ts';
 
 /**
  * Signing keys against real PostgreSQL, through the API, the worker and SQL: secrets at rest,
@@ -90,7 +90,7 @@ async function keyRows(dbUrl: string, endpointId: string) {
 function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = { ...process.env };
   for (const s of SETTINGS) delete base[s.env];
-  return { ...base, ...env };
+  return { ...base, HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS, ...env };
 }
 
 function runCli(t: ExecutionContext, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -442,6 +442,7 @@ test.serial('keys rewrap re-seals every key under the new master key; the secret
     HOOKRELAY_DB_POOL_MAX: '4',
     HOOKRELAY_SHUTDOWN_TIMEOUT_MS: '5000',
     HOOKRELAY_MASTER_KEY: B,
+    HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS,
   });
   const service = await startService(config, createLogger({ level: 'error', silent: true }));
   t.teardown(() => service.stop());

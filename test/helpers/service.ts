@@ -9,6 +9,9 @@ import { freshDatabase } from './db.ts';
 /** A fixed master key for test services (any 32 bytes; tests never share databases). */
 export const TEST_MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
 
+/** What test services may deliver to: the loopback receivers of the tests. */
+export const TEST_ALLOW_NETWORKS = '127.0.0.0/8,::1/128';
+
 export interface TestService {
   service: Service;
   url: string;
@@ -35,6 +38,8 @@ export async function startTestService(t: ExecutionContext, env: Record<string, 
     HOOKRELAY_DB_POOL_MAX: '4',
     HOOKRELAY_SHUTDOWN_TIMEOUT_MS: '5000',
     HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY,
+    // Test receivers listen on loopback, which the SSRF guard refuses by default.
+    HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS,
     ...env,
   });
   const logs: Record<string, any>[] = [];
