@@ -43,6 +43,8 @@ export interface Config {
   dbPoolMax: number;
   shutdownTimeoutMs: number;
   health: HealthSettings;
+  /** Deliveries accept TLS certificates that do not verify (HOOKRELAY_TLS_INSECURE). */
+  tlsInsecure: boolean;
   /** Networks deliveries may reach although they are not public (HOOKRELAY_ALLOW_NETWORKS). */
   allowNetworks: AllowList;
 }
@@ -76,6 +78,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_ROLES', default: 'api,worker', unit: 'list', doc: 'What this process runs: `api`, `worker`, or both. Scale out by running more processes against one database.' },
   { env: 'HOOKRELAY_MAX_PAYLOAD_BYTES', default: '262144', unit: 'bytes', doc: 'Largest accepted webhook payload (serialized JSON); larger ones get 413.' },
   { env: 'HOOKRELAY_DELIVERY_TIMEOUT_MS', default: '15000', unit: 'ms', doc: 'Deadline for a whole delivery attempt: connect, request, response headers and body.' },
+  { env: 'HOOKRELAY_TLS_INSECURE', default: 'false', unit: 'true|false', doc: 'Accept receivers\' TLS certificates without verifying them. For testing against self-signed receivers only; logged as a warning at start.' },
   { env: 'HOOKRELAY_ALLOW_NETWORKS', default: undefined, unit: 'list of CIDRs', doc: 'Networks deliveries may reach although they are not public (e.g. `10.0.0.0/8,fd00::/8`). Unset: public unicast addresses only. Cloud metadata addresses stay refused.' },
   { env: 'HOOKRELAY_MAX_RESPONSE_BYTES', default: '65536', unit: 'bytes', doc: 'At most this much of a receiver\'s response body is read; the rest is discarded.' },
   { env: 'HOOKRELAY_RETRY_MAX_ATTEMPTS', default: '33', unit: 'count', doc: 'Default attempts per webhook, the first included (1-100).' },
@@ -171,6 +174,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError(`HOOKRELAY_ALLOW_NETWORKS must be a comma-separated list of CIDRs: ${(err as Error).message}`);
   }
+  const tlsInsecureText = raw(env, 'HOOKRELAY_TLS_INSECURE') ?? 'false';
+  if (tlsInsecureText !== 'true' && tlsInsecureText !== 'false') {
+    throw new ConfigError(`HOOKRELAY_TLS_INSECURE must be true or false (got ${JSON.stringify(tlsInsecureText)})`);
+  }
   return Object.freeze({
     port: int(env, 'PORT', 0, 65535),
     host: raw(env, 'HOST') ?? '0.0.0.0',
@@ -202,5 +209,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       disableAfterMs: int(env, 'HOOKRELAY_DISABLE_AFTER_SECONDS', 1, 365 * 86_400) * 1000,
     }),
     allowNetworks,
+    tlsInsecure: tlsInsecureText === 'true',
   });
 }

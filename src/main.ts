@@ -54,7 +54,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
     let worker: Worker | undefined;
     let sender: Sender | undefined;
     if (config.roles.includes('worker')) {
-      sender = createSender({ allowNetworks: config.allowNetworks });
+      if (config.tlsInsecure) log.warn('HOOKRELAY_TLS_INSECURE=true: receivers\' TLS certificates are NOT verified; use this only for testing');
+      sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure });
       const s = sender;
       cleanups.push(() => s.close());
       worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health });

@@ -39,6 +39,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
       disableAfterMs: 432_000_000,
     },
     allowNetworks: [],
+    tlsInsecure: false,
   });
 });
 
@@ -68,6 +69,7 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_SHUTDOWN_TIMEOUT_MS: config.shutdownTimeoutMs,
     HOOKRELAY_MASTER_KEY: config.masterKey,
     HOOKRELAY_PREVIOUS_MASTER_KEYS: config.previousMasterKeys.length === 0 ? undefined : config.previousMasterKeys.join(','),
+    HOOKRELAY_TLS_INSECURE: config.tlsInsecure,
     HOOKRELAY_CIRCUIT_FAILURE_THRESHOLD: config.health.failureThreshold,
     HOOKRELAY_CIRCUIT_FAILURE_RATE: config.health.failureRate,
     HOOKRELAY_CIRCUIT_MIN_REQUESTS: config.health.minRequests,

@@ -49,6 +49,8 @@ export interface GuardOptions {
   connect?: buildConnector.connector;
   /** Connect timeout of undici's connector, in ms. */
   timeout?: number;
+  /** Accept TLS certificates that do not verify (HOOKRELAY_TLS_INSECURE); never the default. */
+  insecureTls?: boolean;
 }
 
 /** Decides the addresses to connect to, or throws BlockedDestinationError. Exported for tests. */
@@ -72,7 +74,10 @@ export async function checkedAddresses(hostname: string, allow: AllowList, resol
 
 export function createGuardedConnector(options: GuardOptions): buildConnector.connector {
   const resolve = options.resolve ?? systemResolver;
-  const connect = options.connect ?? buildConnector(options.timeout === undefined ? {} : { timeout: options.timeout });
+  const connect = options.connect ?? buildConnector({
+    ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...(options.insecureTls ? { rejectUnauthorized: false } : {}),
+  });
   return (opts, callback) => {
     // undici cancels a connection attempt no request waits for (an attempt past its deadline)
     // by destroying what the connector returns. The socket only exists after the lookup, so a

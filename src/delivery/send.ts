@@ -61,13 +61,15 @@ export interface SenderOptions {
   allowNetworks?: AllowList;
   /** Name resolution of the guard; the system resolver unless injected (tests). */
   resolve?: Resolver;
+  /** Skip TLS certificate verification (HOOKRELAY_TLS_INSECURE): for testing against self-signed receivers only. */
+  insecureTls?: boolean;
 }
 
 export function createSender(options: SenderOptions = {}): Sender {
   // Every socket is opened by the guard: names are resolved once, every address is checked,
   // and the connection goes to a checked address. The agent is explicit and never reads
   // HTTP_PROXY/HTTPS_PROXY/NO_PROXY, so no proxy can carry a request past the guard.
-  const connect = createGuardedConnector({ allow: options.allowNetworks ?? [], resolve: options.resolve, timeout: 300_000 });
+  const connect = createGuardedConnector({ allow: options.allowNetworks ?? [], resolve: options.resolve, timeout: 300_000, insecureTls: options.insecureTls ?? false });
   const agent = new Agent({
     // Per origin. Enough for a busy endpoint, bounded so one endpoint cannot take every socket.
     connections: options.connections ?? 64,
