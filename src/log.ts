@@ -9,7 +9,7 @@ export type Logger = winston.Logger;
 
 /** Keys whose values never reach a log line, whatever object they sit in. */
 const SECRET_KEYS = /^(authorization|token|secret|password|signingKey|apiKey|x-api-key|cookie|set-cookie)$/i;
-const SECRET_VALUES = /\b(whsec_[A-Za-z0-9+/=]+|hr_[A-Za-z0-9_-]+|Bearer\s+\S+)/g;
+const SECRET_VALUES = /\b(whsec_[A-Za-z0-9+/=]+|whsk_[A-Za-z0-9+/=]+|hr_[A-Za-z0-9_-]+|Bearer\s+\S+)/g;
 
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.replace(SECRET_VALUES, '[redacted]');
