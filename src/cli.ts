@@ -7,7 +7,7 @@ import { createDb } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openDatabase, serve } from './main.ts';
-import { createToken } from './api/tokens.ts';
+import { createToken, DEFAULT_SCOPES, isScope, listTokens, parseDuration, revokeToken, SCOPES, type Scope, type TokenOptions } from './api/tokens.ts';
 import * as replay from './replay.ts';
 
 const USAGE = `usage: hookrelay <command>
@@ -15,7 +15,12 @@ const USAGE = `usage: hookrelay <command>
 commands:
   serve                       run the API and workers (as HOOKRELAY_ROLES says)
   migrate                     apply pending database migrations and exit
-  token create --name NAME    create an API token; the token is printed once, on the last line
+  token create --name NAME [--scopes S,S] [--expires-in 30d | --expires-at T] [--rate N] [--burst N]
+                              create an API token; the token is printed once, on the last line
+                              (default scopes: webhooks:write,webhooks:read,endpoints:write,endpoints:read;
+                              also admin, which implies every other)
+  token list                  list tokens: id, name, scopes, created, expires, revoked
+  token revoke ID|TOKEN       revoke a token, by its id or by the token itself
   replay --endpoint ID --since T [--until T] [--reason R] [--dry-run]
                               replay an endpoint's dead letters (progress on a terminal)
   keys rewrap                 re-encrypt every signing secret under HOOKRELAY_MASTER_KEY
@@ -43,6 +48,79 @@ async function withDatabase<T>(fn: (connectionString: string, context: { config:
   }
 }
 
+async function withTokenDb<T>(fn: (db: ReturnType<typeof createDb>['db']) => Promise<T>): Promise<T> {
+  return withDatabase(async (connectionString) => {
+    const db = createDb(connectionString, { max: 1 });
+    try {
+      return await fn(db.db);
+    } finally {
+      await db.close();
+    }
+  });
+}
+
+function positiveInt(text: string | undefined, option: string): number | null {
+  if (text === undefined) return null;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > 1_000_000) fail(`${option} must be a whole number from 1 to 1000000 (got ${JSON.stringify(text)})`);
+  return n;
+}
+
+async function tokenCreate(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { name: { type: 'string' }, scopes: { type: 'string' }, 'expires-in': { type: 'string' }, 'expires-at': { type: 'string' }, rate: { type: 'string' }, burst: { type: 'string' } },
+    strict: true,
+  });
+  const name = values.name?.trim();
+  if (!name || name.length > 200) fail('token create needs --name NAME (1 to 200 characters)');
+  let scopes: Scope[] = [...DEFAULT_SCOPES];
+  if (values.scopes !== undefined) {
+    const given = values.scopes.split(',').map((s) => s.trim()).filter(Boolean);
+    const unknown = given.filter((s) => !isScope(s));
+    if (given.length === 0 || unknown.length > 0) fail(`--scopes must list scopes from ${SCOPES.join(', ')} (unknown: ${unknown.join(', ') || 'none given'})`);
+    scopes = given as Scope[];
+  }
+  if (values['expires-in'] !== undefined && values['expires-at'] !== undefined) fail('give --expires-in or --expires-at, not both');
+  let expiresAt: Date | null = null;
+  if (values['expires-in'] !== undefined) {
+    const ms = parseDuration(values['expires-in']);
+    if (ms === undefined) fail(`--expires-in must be a number and a unit: s, m, h, d or w (e.g. 30d; got ${JSON.stringify(values['expires-in'])})`);
+    expiresAt = new Date(Date.now() + ms);
+  } else if (values['expires-at'] !== undefined) {
+    const text = values['expires-at'];
+    expiresAt = new Date(text);
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(text) || Number.isNaN(expiresAt.getTime())) fail(`--expires-at must be an RFC 3339 date-time such as 2030-01-31T00:00:00Z (got ${JSON.stringify(text)})`);
+    if (expiresAt.getTime() <= Date.now()) fail('--expires-at must be in the future');
+  }
+  const options: TokenOptions = { scopes, expiresAt, rateLimitPerSecond: positiveInt(values.rate, '--rate'), rateLimitBurst: positiveInt(values.burst, '--burst') };
+  const created = await withTokenDb((db) => createToken(db, name, options));
+  const expires = expiresAt ? `, expires ${expiresAt.toISOString()}` : '';
+  console.log(`created token ${created.id} (${name}; scopes ${[...new Set(scopes)].join(',')}${expires}); it is shown only this once:`);
+  console.log(created.token);
+}
+
+async function tokenList(args: string[]): Promise<void> {
+  parseArgs({ args, options: {}, strict: true });
+  const rows = await withTokenDb((db) => listTokens(db));
+  const table = [['ID', 'NAME', 'SCOPES', 'CREATED', 'EXPIRES', 'REVOKED']];
+  for (const r of rows) {
+    table.push([r.id, r.name, r.scopes.join(','), r.created_at.toISOString(), r.expires_at?.toISOString() ?? '-', r.revoked_at?.toISOString() ?? '-']);
+  }
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table) console.log(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+}
+
+async function tokenRevoke(args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
+  if (positionals.length !== 1 || !positionals[0]!.trim()) fail('token revoke needs one token id or token');
+  const target = positionals[0]!.trim();
+  const record = await withTokenDb((db) => revokeToken(db, target));
+  if (!record) fail(`no token with that id or text`, 1);
+  // Never echo the argument back: it may be the token itself.
+  console.log(`revoked token ${record.id} (${record.name}) at ${record.revoked_at!.toISOString()}`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -54,21 +132,10 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'token': {
       const [sub, ...args] = rest;
-      if (sub !== 'create') fail(`unknown token command ${JSON.stringify(sub ?? '')}\n${USAGE}`);
-      const { values } = parseArgs({ args, options: { name: { type: 'string' } }, strict: true });
-      const name = values.name?.trim();
-      if (!name || name.length > 200) fail('token create needs --name NAME (1 to 200 characters)');
-      const created = await withDatabase(async (connectionString) => {
-        const db = createDb(connectionString, { max: 1 });
-        try {
-          return await createToken(db.db, name);
-        } finally {
-          await db.close();
-        }
-      });
-      console.log(`created token ${created.id} (${name}); it is shown only this once:`);
-      console.log(created.token);
-      return;
+      if (sub === 'create') return tokenCreate(args);
+      if (sub === 'list') return tokenList(args);
+      if (sub === 'revoke') return tokenRevoke(args);
+      fail(`unknown token command ${JSON.stringify(sub ?? '')}\n${USAGE}`);
     }
     case 'keys': {
       const [sub] = rest;

@@ -47,6 +47,8 @@ export interface Config {
   tlsInsecure: boolean;
   /** Networks deliveries may reach although they are not public (HOOKRELAY_ALLOW_NETWORKS). */
   allowNetworks: AllowList;
+  /** Default per-token rate limit of the API, per process (tokens may have their own). */
+  rateLimit: { perSecond: number; burst: number };
 }
 
 /** Limits of the retry policy a request may ask for; the OpenAPI document states the same. */
@@ -71,7 +73,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'DATABASE_URL', default: undefined, unit: 'URL', doc: 'PostgreSQL connection string. Unset: an embedded PostgreSQL is started under HOOKRELAY_DATA_DIR.' },
   { env: 'HOOKRELAY_DATA_DIR', default: './.hookrelay', unit: 'path', doc: 'Where the embedded PostgreSQL keeps its data (only used when DATABASE_URL is unset).' },
   { env: 'HOOKRELAY_EMBEDDED_PORT', default: undefined, unit: 'TCP port', doc: 'Port of the embedded PostgreSQL. Unset: a free port is chosen at each start.' },
-  { env: 'HOOKRELAY_ADMIN_TOKEN', default: undefined, unit: 'string, 16-512 chars', doc: 'An API token accepted in addition to those made with `hookrelay token create`; stored hashed at start.' },
+  { env: 'HOOKRELAY_ADMIN_TOKEN', default: undefined, unit: 'string, 16-512 chars', doc: 'An API token accepted in addition to those made with `hookrelay token create`, with the `admin` scope; stored hashed at start.' },
   { env: 'HOOKRELAY_MASTER_KEY', default: undefined, unit: 'base64, 32 bytes', doc: 'Key that encrypts signing secrets at rest (AES-256-GCM). Required with DATABASE_URL; with the embedded database one is generated once into HOOKRELAY_DATA_DIR/master.key.' },
   { env: 'HOOKRELAY_PREVIOUS_MASTER_KEYS', default: undefined, unit: 'list of base64', doc: 'Former master keys still accepted for decrypting, while `hookrelay keys rewrap` re-encrypts everything under HOOKRELAY_MASTER_KEY.' },
   { env: 'LOG_LEVEL', default: 'info', unit: 'error|warn|info|debug', doc: 'Least severe level written to the JSON log on stdout.' },
@@ -97,6 +99,8 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', default: '10', unit: 's (>= 10)', doc: 'A job whose worker stops heart-beating for this long (a killed process) is handed to another worker.' },
   { env: 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', default: '2', unit: 's', doc: 'How often lost jobs (missed heartbeats, expiry) are looked for.' },
   { env: 'HOOKRELAY_DB_POOL_MAX', default: '10', unit: 'connections', doc: 'Connections in hookrelay\'s own pool (the queue keeps a pool of the same size).' },
+  { env: 'HOOKRELAY_RATE_LIMIT_PER_SECOND', default: '200', unit: 'requests/s', doc: 'Default API requests per second per token, refilling its bucket; per API instance (buckets live in each process\'s memory). A token\'s own limit (`token create --rate`) replaces it.' },
+  { env: 'HOOKRELAY_RATE_LIMIT_BURST', default: '400', unit: 'requests', doc: 'Default bucket size per token: requests it may make at once before being limited to the rate. Over the limit: 429 with Retry-After.' },
   { env: 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS', default: '30000', unit: 'ms', doc: 'On SIGTERM/SIGINT, how long in-flight deliveries may finish before the process exits anyway.' },
 ]);
 
@@ -210,5 +214,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     allowNetworks,
     tlsInsecure: tlsInsecureText === 'true',
+    rateLimit: Object.freeze({
+      perSecond: int(env, 'HOOKRELAY_RATE_LIMIT_PER_SECOND', 1, 1_000_000),
+      burst: int(env, 'HOOKRELAY_RATE_LIMIT_BURST', 1, 1_000_000),
+    }),
   });
 }

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PgBoss } from 'pg-boss';
 import { createApp } from './api/app.ts';
-import { createAuthenticator, ensureAdminToken } from './api/tokens.ts';
+import { createAuthenticator, ensureAdminToken, grantAdminScope } from './api/tokens.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createDb, type DbHandle } from './db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.ts';
@@ -47,6 +47,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
     const db = createDb(connectionString, { max: config.dbPoolMax });
     cleanups.push(() => db.close());
     const adminId = config.adminToken ? await ensureAdminToken(db.db, config.adminToken) : undefined;
+    // HOOKRELAY_ADMIN_TOKEN has the admin scope (the authenticator grants it too; this makes
+    // `token list` say so).
+    if (adminId) await grantAdminScope(db.db, adminId);
 
     const boss = await startQueue(connectionString, config, log);
     cleanups.push(() => boss.stop({ graceful: true, timeout: config.shutdownTimeoutMs, close: true }));
@@ -80,7 +83,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
           queue: draining ? 'draining' : 'ok',
         }),
       });
-      server = createServer(app.callback());
+      // Node checks the two timeouts below only every connectionsCheckingInterval (30 s by
+      // default), which would let a slow client hold a socket for up to 40 s.
+      server = createServer({ connectionsCheckingInterval: 1_000 }, app.callback());
       // Slow or idle clients cannot hold sockets for long.
       server.headersTimeout = 10_000;
       server.requestTimeout = 30_000;

@@ -172,9 +172,9 @@ test('an unknown command exits 2 with the usage', async (t) => {
 });
 
 test('an unknown token subcommand exits 2', async (t) => {
-  const r = await cli(t, ['token', 'revoke'], { DATABASE_URL: 'postgres://root@127.0.0.1:1/unused' });
+  const r = await cli(t, ['token', 'rotate'], { DATABASE_URL: 'postgres://root@127.0.0.1:1/unused' });
   t.is(r.code, 2);
-  t.regex(r.stderr, /unknown token command "revoke"/);
+  t.regex(r.stderr, /unknown token command "rotate"/);
 });
 
 test('help and no command print the usage and exit 0', async (t) => {

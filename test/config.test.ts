@@ -40,6 +40,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
     },
     allowNetworks: [],
     tlsInsecure: false,
+    rateLimit: { perSecond: 200, burst: 400 },
   });
 });
 
@@ -78,6 +79,8 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_CIRCUIT_MAX_COOLDOWN_MS: config.health.maxCooldownMs,
     HOOKRELAY_DISABLE_AFTER_SECONDS: config.health.disableAfterMs / 1000,
     HOOKRELAY_ALLOW_NETWORKS: config.allowNetworks.length === 0 ? undefined : config.allowNetworks.map((c) => c.text).join(','),
+    HOOKRELAY_RATE_LIMIT_PER_SECOND: config.rateLimit.perSecond,
+    HOOKRELAY_RATE_LIMIT_BURST: config.rateLimit.burst,
   };
   // Every documented setting is covered here, and no other.
   t.deepEqual(Object.keys(byEnv).sort(), SETTINGS.map((s) => s.env).sort());

@@ -9,7 +9,9 @@ import { constraintProblem } from '../db/constraints.ts';
 import { AppError, badField, fieldError, toProblem } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { loadSpec, toFieldErrors, type Operation, type Spec } from './spec.ts';
-import type { Authenticator } from './tokens.ts';
+import { hasScopes, type Authenticator, type TokenInfo } from './tokens.ts';
+import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
+import { tokenHandlers } from './tokens-api.ts';
 import type { Keyring } from '../endpoints/keyring.ts';
 import { webhookHandlers } from './webhooks.ts';
 import { endpointHandlers } from './endpoints.ts';
@@ -21,10 +23,12 @@ export interface AppDeps {
   db: Db;
   boss: PgBoss;
   keyring: Keyring;
-  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'>;
+  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'> & Partial<Pick<Config, 'rateLimit'>>;
   log: Logger;
   auth: Authenticator;
   readiness: Readiness;
+  /** Per-token rate limiting; a fresh limiter (per app) when not given. */
+  rateLimiter?: RateLimiter;
   /** Called after a webhook commits, to wake a worker in the same process at once. */
   onSubmitted?: () => void;
   spec?: Spec;
@@ -34,6 +38,8 @@ export interface RequestState {
   requestId: string;
   log: Logger;
   tokenId?: string;
+  /** The scopes of the request's token (admin implies every other). */
+  scopes?: readonly string[];
   operation: Operation;
   /** Query parameters the document declares, converted and validated. */
   query: Record<string, unknown>;
@@ -53,7 +59,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function createApp(deps: AppDeps): Koa<RequestState> {
   const spec = deps.spec ?? loadSpec();
-  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers };
+  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers, ...tokenHandlers };
+  const rateLimiter = deps.rateLimiter ?? createRateLimiter();
+  const defaultLimits = deps.config.rateLimit ?? { perSecond: 200, burst: 400 };
   const app = new Koa<RequestState>();
   app.proxy = false;
   app.silent = true;
@@ -93,7 +101,11 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
     const method = operation.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
     router[method](operation.routerPath, async (ctx, next) => {
       ctx.state.operation = operation;
-      if (operation.secured) await authenticate(ctx, deps);
+      if (operation.secured) {
+        const token = await authenticate(ctx, deps);
+        limitRate(ctx, rateLimiter, token, defaultLimits);
+        authorize(ctx, operation, token);
+      }
       validateHeaders(ctx, operation);
       ctx.state.query = validateQuery(ctx, operation);
       const hasBody = ctx.request.length !== 0 && (ctx.request.length !== undefined || ctx.get('transfer-encoding') !== '');
@@ -131,7 +143,7 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
   return app;
 }
 
-async function authenticate(ctx: Context, deps: AppDeps): Promise<void> {
+async function authenticate(ctx: Context, deps: AppDeps): Promise<TokenInfo> {
   const header = ctx.get('authorization');
   const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (!match) {
@@ -139,14 +151,44 @@ async function authenticate(ctx: Context, deps: AppDeps): Promise<void> {
       headers: { 'WWW-Authenticate': 'Bearer realm="hookrelay"' },
     });
   }
-  const tokenId = await deps.auth.authenticate(match[1]!);
-  if (!tokenId) {
+  // Unknown, revoked and expired tokens get the same answer.
+  const token = await deps.auth.lookup(match[1]!);
+  if (!token) {
     throw new AppError(401, 'invalid_token', 'the bearer token is not valid', {
       headers: { 'WWW-Authenticate': 'Bearer realm="hookrelay", error="invalid_token"' },
     });
   }
-  ctx.state.tokenId = tokenId;
-  ctx.state.log = ctx.state.log.child({ tokenId });
+  ctx.state.tokenId = token.id;
+  ctx.state.scopes = token.scopes;
+  ctx.state.log = ctx.state.log.child({ tokenId: token.id });
+  return token;
+}
+
+/**
+ * One bucket per token (per process). RateLimit-Limit and RateLimit-Remaining go on every
+ * authenticated answer; over the limit the request is a 429 with Retry-After.
+ */
+function limitRate(ctx: Context, limiter: RateLimiter, token: TokenInfo, defaults: { perSecond: number; burst: number }): void {
+  const perSecond = token.rateLimitPerSecond ?? defaults.perSecond;
+  // A token with only its own rate gets a burst of twice that rate (as the defaults, 200/400).
+  const burst = token.rateLimitBurst ?? (token.rateLimitPerSecond !== null ? token.rateLimitPerSecond * 2 : defaults.burst);
+  const decision = limiter.take(token.id, { perSecond, burst });
+  ctx.set('RateLimit-Limit', String(decision.limit));
+  ctx.set('RateLimit-Remaining', String(decision.remaining));
+  if (!decision.allowed) {
+    throw new AppError(429, 'rate_limited', `this token is over its rate limit (${perSecond} requests per second, bursts of ${burst}); retry after ${decision.retryAfterSeconds} s`, {
+      headers: { 'Retry-After': String(decision.retryAfterSeconds), 'RateLimit-Limit': String(decision.limit), 'RateLimit-Remaining': '0' },
+    });
+  }
+}
+
+/** The scopes the document names for the operation, enforced: 403 insufficient_scope otherwise. */
+function authorize(ctx: Context, operation: Operation, token: TokenInfo): void {
+  if (hasScopes(token.scopes, operation.scopes)) return;
+  const needed = operation.scopes.join(' ');
+  throw new AppError(403, 'insufficient_scope', `this token lacks the scope ${needed} that ${operation.method} ${operation.path} needs (it has: ${token.scopes.join(', ') || 'none'})`, {
+    headers: { 'WWW-Authenticate': `Bearer realm="hookrelay", error="insufficient_scope", scope="${needed}"` },
+  });
 }
 
 function validateQuery(ctx: Context, operation: Operation): Record<string, unknown> {
@@ -202,6 +244,8 @@ function renderError(ctx: Koa.ParameterizedContext<RequestState>, err: unknown):
   }
   ctx.status = appError.status;
   for (const [k, v] of Object.entries(appError.headers)) ctx.set(k, v);
+  // The rest of an oversized body is not worth reading: close the connection after answering.
+  if (appError.status === 413) ctx.set('Connection', 'close');
   ctx.body = toProblem(appError, ctx.state.requestId, ctx.path);
   ctx.type = 'application/problem+json';
 }

@@ -4,6 +4,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
 import { fieldError, type FieldError } from '../errors.ts';
+import { isScope } from './tokens.ts';
 
 /**
  * openapi.yaml, loaded once and compiled into validators. The document is the contract: the
@@ -28,6 +29,12 @@ export interface Operation {
   routerPath: string;
   /** Whether the operation needs a bearer token (the document's security, with `[]` for none). */
   secured: boolean;
+  /**
+   * The scopes a token needs, all of them, as the operation's security requirement lists them
+   * (`security: [{ bearerAuth: [webhooks:write] }]`; OpenAPI 3.1 allows role names for
+   * non-OAuth schemes). Empty for open operations.
+   */
+  scopes: readonly string[];
   body: { required: boolean; validate: ValidateFunction } | undefined;
   headers: { name: string; required: boolean; validate: ValidateFunction }[];
   query: QueryParam[];
@@ -70,7 +77,7 @@ export function loadSpec(file = OPENAPI_PATH): Spec {
   };
   const compile = (schema: object) => ajv.compile(rewriteRefs(schema));
   const operations = new Map<string, Operation>();
-  const globalSecured = Array.isArray(document.security) && document.security.length > 0;
+  const globalSecurity: unknown[] = Array.isArray(document.security) ? document.security : [];
   for (const [path, item] of Object.entries<Record<string, any>>(document.paths ?? {})) {
     for (const method of METHODS) {
       const op = item[method];
@@ -78,12 +85,14 @@ export function loadSpec(file = OPENAPI_PATH): Spec {
       const params: ParameterObject[] = [...(item.parameters ?? []), ...(op.parameters ?? [])].map(resolve);
       const bodyDef = op.requestBody ? resolve(op.requestBody) : undefined;
       const bodySchema = bodyDef?.content?.['application/json']?.schema;
+      const security = securityOf(op.operationId, Array.isArray(op.security) ? op.security : globalSecurity);
       operations.set(op.operationId, {
         operationId: op.operationId,
         method: method.toUpperCase(),
         path,
         routerPath: path.replace(/\{([^}]+)\}/g, ':$1'),
-        secured: op.security ? op.security.length > 0 : globalSecured,
+        secured: security.secured,
+        scopes: security.scopes,
         body: bodySchema ? { required: Boolean(bodyDef.required), validate: compile(bodySchema) } : undefined,
         headers: params
           .filter((p) => p.in === 'header')
@@ -95,6 +104,25 @@ export function loadSpec(file = OPENAPI_PATH): Spec {
     }
   }
   return { document, operations };
+}
+
+/**
+ * An operation's security requirement: none (`[]`) or one requirement object naming
+ * bearerAuth with the scopes needed. Alternatives (several objects) are not supported, and an
+ * unknown scope name is an error: a typo must not make a route usable by admins only.
+ */
+function securityOf(operationId: string, requirements: unknown[]): { secured: boolean; scopes: string[] } {
+  if (requirements.length === 0) return { secured: false, scopes: [] };
+  if (requirements.length > 1) throw new Error(`openapi.yaml: ${operationId} lists alternative security requirements, which the router does not support`);
+  const requirement = requirements[0] as Record<string, unknown>;
+  const names = Object.keys(requirement ?? {});
+  if (names.length === 0) return { secured: false, scopes: [] };
+  if (names.length !== 1 || names[0] !== 'bearerAuth') throw new Error(`openapi.yaml: ${operationId} names security schemes other than bearerAuth: ${names.join(', ')}`);
+  const scopes = requirement.bearerAuth;
+  if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || !isScope(s))) {
+    throw new Error(`openapi.yaml: ${operationId} names an unknown scope in ${JSON.stringify(scopes)}`);
+  }
+  return { secured: true, scopes: [...new Set(scopes as string[])] };
 }
 
 /** Local `#/components/...` references, made absolute against the registered document. */

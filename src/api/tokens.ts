@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { newId } from '../ids.ts';
 
@@ -45,10 +46,38 @@ export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
 
-export async function createToken(db: Db, name: string): Promise<{ id: string; token: string }> {
+/** What a token may do. `admin` implies every other scope and is needed for the token API. */
+export const SCOPES = Object.freeze(['webhooks:write', 'webhooks:read', 'endpoints:write', 'endpoints:read', 'admin'] as const);
+export type Scope = (typeof SCOPES)[number];
+/** The scopes of a token created without --scopes: everything but admin (the database default too). */
+export const DEFAULT_SCOPES: readonly Scope[] = Object.freeze(['webhooks:write', 'webhooks:read', 'endpoints:write', 'endpoints:read']);
+
+export function isScope(text: string): text is Scope {
+  return (SCOPES as readonly string[]).includes(text);
+}
+
+/** Whether a token holding `held` may use an operation that needs every one of `needed`. */
+export function hasScopes(held: readonly string[], needed: readonly string[]): boolean {
+  return held.includes('admin') || needed.every((s) => held.includes(s));
+}
+
+export interface TokenOptions {
+  scopes?: readonly Scope[];
+  expiresAt?: Date | null;
+  rateLimitPerSecond?: number | null;
+  rateLimitBurst?: number | null;
+}
+
+export async function createToken(db: Db, name: string, options: TokenOptions = {}): Promise<{ id: string; token: string }> {
   const token = generateToken();
   const id = newId('token');
-  await db.insertInto('api_tokens').values({ id, name, token_hash: hashToken(token) }).execute();
+  // Only the columns given are written, so the database defaults apply to the rest.
+  const values: Record<string, unknown> = { id, name, token_hash: hashToken(token) };
+  if (options.scopes !== undefined) values.scopes = [...new Set(options.scopes)];
+  if (options.expiresAt) values.expires_at = options.expiresAt;
+  if (options.rateLimitPerSecond != null) values.rate_limit_per_second = options.rateLimitPerSecond;
+  if (options.rateLimitBurst != null) values.rate_limit_burst = options.rateLimitBurst;
+  await db.insertInto('api_tokens').values(values as never).execute();
   return { id, token };
 }
 
@@ -67,28 +96,107 @@ export async function ensureAdminToken(db: Db, token: string): Promise<string> {
   return row.id;
 }
 
+/** Records that the HOOKRELAY_ADMIN_TOKEN row has the admin scope (the authenticator grants it anyway). */
+export async function grantAdminScope(db: Db, id: string): Promise<void> {
+  await db.updateTable('api_tokens').set({ scopes: ['admin'] }).where('id', '=', id).execute();
+}
+
+/** Revokes a token by id, or by its text (the token itself). Idempotent: the first revocation time stays. */
+export async function revokeToken(db: Db, idOrToken: string): Promise<TokenRecord | undefined> {
+  const row = await db
+    .updateTable('api_tokens')
+    .set((eb) => ({ revoked_at: eb.fn.coalesce('revoked_at', sql<Date>`now()`) }))
+    .where((eb) => eb.or([eb('id', '=', idOrToken), eb('token_hash', '=', hashToken(idOrToken))]))
+    .returning(RECORD_COLUMNS)
+    .executeTakeFirst();
+  return row;
+}
+
+const RECORD_COLUMNS = ['id', 'name', 'scopes', 'created_at', 'expires_at', 'revoked_at', 'last_used_at', 'rate_limit_per_second', 'rate_limit_burst'] as const;
+
+/** A token's row without its hash: what lists and the API show. */
+export interface TokenRecord {
+  id: string;
+  name: string;
+  scopes: string[];
+  created_at: Date;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+  rate_limit_per_second: number | null;
+  rate_limit_burst: number | null;
+}
+
+/** Tokens in id (creation) order, after the id `after` when given. Never the hash. */
+export async function listTokens(db: Db, options: { after?: string; limit?: number; ids?: string[] } = {}): Promise<TokenRecord[]> {
+  let query = db.selectFrom('api_tokens').select(RECORD_COLUMNS);
+  if (options.ids !== undefined) {
+    if (options.ids.length === 0) return [];
+    query = query.where('id', 'in', options.ids);
+  }
+  if (options.after !== undefined) query = query.where('id', '>', options.after);
+  query = query.orderBy('id', 'asc');
+  if (options.limit !== undefined) query = query.limit(options.limit);
+  return query.execute();
+}
+
+/** An authenticated token: its row id, what it may do, and its own rate limit if it has one. */
+export interface TokenInfo {
+  id: string;
+  scopes: readonly string[];
+  rateLimitPerSecond: number | null;
+  rateLimitBurst: number | null;
+}
+
 export interface Authenticator {
   /** The id of the token's row, or undefined when the token is not valid. */
   authenticate(token: string): Promise<string | undefined>;
+  /** The token's id, scopes and limits, or undefined when it is unknown, revoked or expired. */
+  lookup(token: string): Promise<TokenInfo | undefined>;
 }
 
+/**
+ * No cache: every request reads the token's row (one indexed lookup by hash), so a revocation
+ * or an expiry takes effect with the next request, on every instance.
+ */
 export function createAuthenticator(db: Db, adminToken?: { token: string; id: string }): Authenticator {
   const adminHash = adminToken ? hashToken(adminToken.token) : undefined;
+  const lookup = async (token: string): Promise<TokenInfo | undefined> => {
+    const hash = hashToken(token);
+    // The admin token need not have the hr_ shape; every other token must, and a malformed
+    // one is refused without a query. Hashes are compared in constant time.
+    const isAdmin = adminHash !== undefined && timingSafeEqual(hash, adminHash);
+    if (!isAdmin && !isWellFormedToken(token)) return undefined;
+    // The table decides, for the admin token too: revoking its row revokes it. selectAll, so
+    // that a table from before 0004_token_scopes (no scopes, no expiry) is still read.
+    const row = (await db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('token_hash', '=', hash)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst()) as (Partial<TokenRecord> & { id: string }) | undefined;
+    if (!row) return undefined;
+    if (row.expires_at && row.expires_at.getTime() <= Date.now()) return undefined;
+    return {
+      id: row.id,
+      scopes: isAdmin ? ['admin'] : (row.scopes ?? DEFAULT_SCOPES),
+      rateLimitPerSecond: row.rate_limit_per_second ?? null,
+      rateLimitBurst: row.rate_limit_burst ?? null,
+    };
+  };
   return {
+    lookup,
     async authenticate(token) {
-      const hash = hashToken(token);
-      // The admin token need not have the hr_ shape; every other token must, and a malformed
-      // one is refused without a query. Hashes are compared in constant time.
-      const isAdmin = adminHash !== undefined && timingSafeEqual(hash, adminHash);
-      if (!isAdmin && !isWellFormedToken(token)) return undefined;
-      // The table decides, for the admin token too: revoking its row revokes it.
-      const row = await db
-        .selectFrom('api_tokens')
-        .select('id')
-        .where('token_hash', '=', hash)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      return row?.id;
+      return (await lookup(token))?.id;
     },
   };
+}
+
+/** `30d`, `12h`, `90m`, `3600s` or `2w` as milliseconds; undefined when the text is not one. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d{1,9})([smhdw])$/.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[match[2] as 's' | 'm' | 'h' | 'd' | 'w'];
+  const ms = Number(match[1]) * unit;
+  return ms > 0 ? ms : undefined;
 }

@@ -28,6 +28,12 @@ export interface ApiTokensTable {
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;
+  /** See src/api/tokens.ts SCOPES; the database default is DEFAULT_SCOPES. */
+  scopes: ColumnType<string[], string[] | undefined, string[]>;
+  expires_at: NullableTimestamp;
+  /** Per-token rate limit; null: HOOKRELAY_RATE_LIMIT_PER_SECOND / _BURST. */
+  rate_limit_per_second: number | null;
+  rate_limit_burst: number | null;
 }
 
 export interface EndpointsTable {

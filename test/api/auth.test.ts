@@ -23,6 +23,7 @@ const VALID_BODIES: Record<string, unknown> = {
   verifySignature: { body: '{}', headers: {}, secret: 'whsec_' + Buffer.alloc(32, 1).toString('base64') },
   retryWebhooks: { status: 'dead' },
   replayDeadLetters: {},
+  createApiToken: { name: 'auth test' },
 };
 
 /** A request that would reach the operation's handler: ids filled in, a valid body where one is taken. */

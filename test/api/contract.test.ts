@@ -427,6 +427,26 @@ test.serial('deliverWebhook documents the 404 it answers for an unknown endpoint
   if (documented.includes('404')) await conforms(t, res, 'deliverWebhook', 404);
 });
 
+test.serial('token API, 403 and 429: answers validate against the document', async (t) => {
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const created = await conforms(t, await svc.api('/api/v1/tokens', { method: 'POST', json: { name: 'contract', scopes: ['webhooks:read'], rateLimitPerSecond: 1, rateLimitBurst: 1 } }), 'createApiToken', 201);
+  await conforms(t, await svc.api('/api/v1/tokens', { method: 'POST', json: { name: '' } }), 'createApiToken', 400);
+  await conforms(t, await svc.api('/api/v1/tokens', { method: 'POST', json: { name: 'x' }, auth: false }), 'createApiToken', 401);
+  await conforms(t, await svc.api('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }), 'createApiToken', 415);
+  const list = await conforms(t, await svc.api('/api/v1/tokens?limit=1'), 'listApiTokens', 200);
+  t.is(typeof list.nextCursor, 'string');
+  await conforms(t, await svc.api('/api/v1/tokens?limit=0'), 'listApiTokens', 400);
+  await conforms(t, await svc.api('/api/v1/tokens', { auth: false }), 'listApiTokens', 401);
+  const limited = { headers: { authorization: `Bearer ${created.token}` } };
+  await conforms(t, await svc.api('/api/v1/tokens', limited), 'listApiTokens', 403);
+  // Its burst of one is spent: the next request is over the limit.
+  await conforms(t, await svc.api('/api/v1/webhooks', limited), 'listWebhooks', 429);
+  await conforms(t, await svc.api('/api/v1/tokens/tok_missing', { method: 'DELETE' }), 'revokeApiToken', 404);
+  await conforms(t, await svc.api('/api/v1/tokens/tok_missing', { method: 'DELETE', auth: false }), 'revokeApiToken', 401);
+  const revoked = await conforms(t, await svc.api(`/api/v1/tokens/${created.id}`, { method: 'DELETE' }), 'revokeApiToken', 200);
+  t.is(typeof revoked.revokedAt, 'string');
+});
+
 test.serial('every response an operation can give is documented with a schema', (t) => {
   for (const o of spec.operations.values()) {
     const responses = doc.paths[o.path][o.method.toLowerCase()].responses as Record<string, unknown>;

@@ -202,6 +202,10 @@ const API_TOKENS: Record<keyof ApiTokensTable, Col> = {
   created_at: ['timestamp with time zone', false],
   last_used_at: ['timestamp with time zone', true],
   revoked_at: ['timestamp with time zone', true],
+  scopes: ['ARRAY', false],
+  expires_at: ['timestamp with time zone', true],
+  rate_limit_per_second: ['integer', true],
+  rate_limit_burst: ['integer', true],
 };
 
 const ENDPOINTS: Record<keyof EndpointsTable, Col> = {

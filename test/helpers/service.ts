@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { createToken } from '../../src/api/tokens.ts';
+import { createToken, SCOPES } from '../../src/api/tokens.ts';
 import { createLogger } from '../../src/log.ts';
 import { startService, type Service } from '../../src/main.ts';
 import { freshDatabase } from './db.ts';
@@ -49,7 +49,8 @@ export async function startTestService(t: ExecutionContext, env: Record<string, 
   });
   const service = await startService(config, createLogger({ level: 'debug', stream }));
   t.teardown(() => service.stop());
-  const { token } = await createToken(service.db.db, 'test');
+  // Every scope, admin included, so that tests not about scopes are not affected by them.
+  const { token } = await createToken(service.db.db, 'test', { scopes: SCOPES });
   const url = `http://127.0.0.1:${service.port}`;
   return {
     service,
