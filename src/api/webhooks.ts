@@ -27,7 +27,10 @@ const MAX_PAYLOAD_DEPTH = 64;
  * What jsonb cannot store (NUL characters, lone surrogates) or what no receiver should get
  * (absurd nesting), found before the database would answer with an error.
  */
-function payloadProblem(value: unknown, path: string[], depth = 0): FieldError | undefined {
+/** Object keys a payload may have in all: more is an attack on whoever walks it, not an event. */
+export const MAX_PAYLOAD_KEYS = 10_000;
+
+function payloadProblem(value: unknown, path: string[], depth = 0, counter = { keys: 0 }): FieldError | undefined {
   const here = () => ['payload', ...path].join('.');
   if (depth > MAX_PAYLOAD_DEPTH) return fieldError(here(), `is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   if (typeof value === 'string') {
@@ -38,9 +41,13 @@ function payloadProblem(value: unknown, path: string[], depth = 0): FieldError |
   if (typeof value === 'number' && !Number.isFinite(value)) return fieldError(here(), 'is a number outside the range JSON numbers can carry');
   if (value === null || typeof value !== 'object') return undefined;
   const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
+  if (!Array.isArray(value)) {
+    counter.keys += entries.length;
+    if (counter.keys > MAX_PAYLOAD_KEYS) return fieldError('payload', `has more than ${MAX_PAYLOAD_KEYS} object keys in all`);
+  }
   for (const [key, child] of entries) {
     if (!Array.isArray(value) && (key.includes('\u0000') || !key.isWellFormed())) return fieldError(here(), 'has a key with a NUL character or an unpaired surrogate');
-    const problem = payloadProblem(child, [...path, key], depth + 1);
+    const problem = payloadProblem(child, [...path, key], depth + 1, counter);
     if (problem) return problem;
   }
   return undefined;
