@@ -1,15 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
-import { SETTINGS } from '../src/config.ts';
 import { parseReplayArgs, parseTime, progressDisplay, replayDeadLetters, ReplayError, summaryLine, type ReplayProgress } from '../src/replay.ts';
 import { query } from './helpers/db.ts';
 import { startReceiver, type Receiver } from './helpers/receiver.ts';
-import { eventually, startTestService, TEST_ALLOW_NETWORKS, TEST_MASTER_KEY, type TestService } from './helpers/service.ts';
+import { eventually, startTestService, TEST_MASTER_KEY, type TestService } from './helpers/service.ts';
+import { runCli } from './helpers/process.ts';
 
 /**
  * `hookrelay replay`: the endpoint's open dead letters re-queued in batches through
@@ -17,42 +15,10 @@ import { eventually, startTestService, TEST_ALLOW_NETWORKS, TEST_MASTER_KEY, typ
  * service, which then delivers what was re-queued.
  */
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVICE_ENV = { HOOKRELAY_CIRCUIT_FAILURE_THRESHOLD: '10000', HOOKRELAY_CIRCUIT_MIN_REQUESTS: '1000000' };
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `node src/cli.ts replay …` with only the given hookrelay settings; killed by pid at teardown. */
-function cli(t: ExecutionContext, args: string[], env: Record<string, string>): Promise<Run> {
-  const base: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete base[s.env];
-  const child = spawn(process.execPath, [CLI, 'replay', ...args], { cwd: ROOT, env: { ...base, HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<Run>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-  t.teardown(async () => {
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await done.catch(() => undefined);
-    }
-  });
-  return done;
-}
+const cli = (t: ExecutionContext, args: string[], env: Record<string, string>) => runCli(t, ['replay', ...args], env);
 
 const envOf = (svc: TestService) => ({ DATABASE_URL: svc.dbUrl, HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY });
 

@@ -1,46 +1,15 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { createAuthenticator } from '../src/api/tokens.ts';
-import { SETTINGS } from '../src/config.ts';
 import { createDb } from '../src/db/database.ts';
 import { freshDatabase, query } from './helpers/db.ts';
-import { TEST_ALLOW_NETWORKS, TEST_MASTER_KEY } from './helpers/service.ts';
+import { TEST_MASTER_KEY } from './helpers/service.ts';
+import { runCli } from './helpers/process.ts';
 
 /** `hookrelay token create | list | revoke`, run as child processes. */
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TOKEN = /^hr_[0-9A-Za-z]{32}_[0-9A-Za-z]{6}$/;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(t: ExecutionContext, url: string, args: string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete env[s.env];
-  Object.assign(env, { DATABASE_URL: url, HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY, HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS });
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  t.teardown(() => {
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (t: ExecutionContext, url: string, args: string[]) => runCli(t, args, { DATABASE_URL: url, HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY });
 
 const lastLine = (text: string) => text.split('\n').filter((l) => l.trim() !== '').at(-1)!;
 

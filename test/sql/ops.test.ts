@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -6,6 +5,7 @@ import test from 'ava';
 import { freshDatabase, query } from '../helpers/db.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { eventually, startTestService, type TestService } from '../helpers/service.ts';
+import { run } from '../helpers/process.ts';
 
 /**
  * The operators' queries in sql/ops, run as an operator runs them: the real psql client, a
@@ -63,18 +63,10 @@ function psql(dbUrl: string, file: string, vars: Record<string, string> = {}): P
   const args = ['-X', '--csv', '-v', 'ON_ERROR_STOP=1', '-d', dbUrl];
   for (const [k, v] of Object.entries(vars)) args.push('-v', `${k}=${v}`);
   args.push('-f', path.join(ROOT, file));
-  return new Promise((resolve, reject) => {
-    const child = spawn(PSQL, args, { cwd: ROOT, env: { ...process.env, PGTZ: 'UTC', PGAPPNAME: 'ops-test' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const [header = [], ...records] = parseCsv(stdout);
-      const rows = records.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ''])));
-      resolve({ code, stdout, stderr, header, rows });
-    });
+  return run(undefined, PSQL, args, { env: { ...process.env, PGTZ: 'UTC', PGAPPNAME: 'ops-test' } }).then(({ code, stdout, stderr }) => {
+    const [header = [], ...records] = parseCsv(stdout);
+    const rows = records.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ''])));
+    return { code, stdout, stderr, header, rows };
   });
 }
 

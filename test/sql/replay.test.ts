@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { query } from '../helpers/db.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { eventually, startTestService, type TestService } from '../helpers/service.ts';
+import { run } from '../helpers/process.ts';
 
 /**
  * The bulk replay scripts in sql/replay, run with the real psql client against a database the
@@ -29,17 +29,9 @@ function psql(dbUrl: string, file: string, vars: Record<string, string> = {}): P
   const args = ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', dbUrl];
   for (const [k, v] of Object.entries(vars)) args.push('-v', `${k}=${v}`);
   args.push('-f', path.join(ROOT, file));
-  return new Promise((resolve, reject) => {
-    const child = spawn(PSQL, args, { cwd: ROOT, env: { ...process.env, PGTZ: 'UTC', PGAPPNAME: 'replay-test' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const lines = stdout.split('\n').filter(Boolean);
-      resolve({ code, stdout, stderr, last: (lines[lines.length - 1] ?? '').split('|') });
-    });
+  return run(undefined, PSQL, args, { env: { ...process.env, PGTZ: 'UTC', PGAPPNAME: 'replay-test' } }).then(({ code, stdout, stderr }) => {
+    const lines = stdout.split('\n').filter(Boolean);
+    return { code, stdout, stderr, last: (lines[lines.length - 1] ?? '').split('|') };
   });
 }
 
