@@ -155,12 +155,29 @@ export interface Authenticator {
   lookup(token: string): Promise<TokenInfo | undefined>;
 }
 
+/** How stale api_tokens.last_used_at may be. */
+export const LAST_USED_PRECISION_MS = 60_000;
+
 /**
  * No cache: every request reads the token's row (one indexed lookup by hash), so a revocation
  * or an expiry takes effect with the next request, on every instance.
  */
 export function createAuthenticator(db: Db, adminToken?: { token: string; id: string }): Authenticator {
   const adminHash = adminToken ? hashToken(adminToken.token) : undefined;
+  /**
+   * last_used_at, written at most once a minute per token: a write per request would turn
+   * every read into a write. A failed write is only a stale timestamp, so it is dropped.
+   */
+  const touch = async (id: string, last: Date | null) => {
+    if (last && Date.now() - last.getTime() < LAST_USED_PRECISION_MS) return;
+    await db
+      .updateTable('api_tokens')
+      .set({ last_used_at: new Date() })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', new Date(Date.now() - LAST_USED_PRECISION_MS))]))
+      .execute()
+      .catch(() => undefined);
+  };
   const lookup = async (token: string): Promise<TokenInfo | undefined> => {
     const hash = hashToken(token);
     // The admin token need not have the hr_ shape; every other token must, and a malformed
@@ -177,6 +194,7 @@ export function createAuthenticator(db: Db, adminToken?: { token: string; id: st
       .executeTakeFirst()) as (Partial<TokenRecord> & { id: string }) | undefined;
     if (!row) return undefined;
     if (row.expires_at && row.expires_at.getTime() <= Date.now()) return undefined;
+    await touch(row.id, row.last_used_at ?? null);
     return {
       id: row.id,
       scopes: isAdmin ? ['admin'] : (row.scopes ?? DEFAULT_SCOPES),

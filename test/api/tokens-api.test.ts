@@ -119,3 +119,15 @@ test('bad input is a 400 naming the field: unknown scope, expiresAt in the past,
   const [row] = await query(svc.dbUrl, 'SELECT count(*)::int AS n FROM hookrelay.api_tokens');
   t.is(row!.n, 1, 'only the test token');
 });
+
+test('lastUsedAt is null until a token is used, then says when (to the minute)', async (t) => {
+  const svc = await startTestService(t);
+  const created = (await (await svc.api('/api/v1/tokens', { method: 'POST', json: { name: 'used-later' } })).json()) as Record<string, any>;
+  const listed = async () => ((await (await svc.api('/api/v1/tokens?limit=200')).json()) as { data: Record<string, any>[] }).data.find((r) => r.id === created.id)!;
+  t.is((await listed()).lastUsedAt, null);
+  const before = Date.now();
+  t.is((await svc.api('/api/v1/webhooks', { headers: { authorization: `Bearer ${created.token}` } })).status, 200);
+  const used = await listed();
+  t.truthy(used.lastUsedAt);
+  t.true(Math.abs(Date.parse(used.lastUsedAt) - before) < 60_000);
+});

@@ -207,7 +207,12 @@ for (const [backend, open] of backends) {
     const auth = createAuthenticator(store.db);
     const before = store.queries();
     t.is(await auth.authenticate(token), id);
-    t.is(store.queries() - before, 1, 'one statement');
+    t.is(store.queries() - before, 2, 'the first use reads the row and stamps last_used_at');
+    const used = await store.db.selectFrom('api_tokens').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow();
+    t.truthy(used.last_used_at);
+    const again = store.queries();
+    t.is(await auth.authenticate(token), id);
+    t.is(store.queries() - again, 1, 'within a minute, one statement');
   });
 
   test.serial(`${backend}: each token authenticates as its own row`, async (t) => {
