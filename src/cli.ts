@@ -7,8 +7,9 @@ import { createDb } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openDatabase, serve } from './main.ts';
-import { createToken, DEFAULT_SCOPES, isScope, listTokens, parseDuration, revokeToken, SCOPES, type Scope, type TokenOptions } from './api/tokens.ts';
+import { createToken, DEFAULT_SCOPES, isScope, listTokens, revokeToken, SCOPES, type Scope, type TokenOptions } from './api/tokens.ts';
 import * as replay from './replay.ts';
+import { parseDuration } from './duration.ts';
 
 const USAGE = `usage: hookrelay <command>
 

@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { sql, type RawBuilder } from 'kysely';
 import type { Db } from './db/database.ts';
+import { parseDuration } from './duration.ts';
 import type { DeadLetterReason } from './db/schema.ts';
 
 /**
@@ -166,15 +167,13 @@ export interface ReplayCommand {
   batchSize: number;
 }
 
-const AGO = /^(\d{1,9})(s|m|h|d|w)$/;
-const AGO_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 
 /** Parses a --since/--until value; undefined when it is not a time. */
 export function parseTime(value: string, now = Date.now()): Date | undefined {
   const text = value.trim();
-  const ago = AGO.exec(text);
-  if (ago) return new Date(now - Number(ago[1]) * AGO_MS[ago[2]!]!);
+  const ago = parseDuration(text);
+  if (ago !== undefined) return new Date(now - ago);
   const m = ISO.exec(text);
   if (!m) return undefined;
   const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', zone = 'Z'] = m;

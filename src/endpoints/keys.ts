@@ -15,7 +15,6 @@ import type { Keyring } from './keyring.ts';
 
 /** How long a replaced key keeps signing when a rotation does not say (seconds). */
 export const DEFAULT_GRACE_SECONDS = 86_400;
-export const MAX_GRACE_SECONDS = 604_800;
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
