@@ -6,6 +6,7 @@ import { isNeverAllowedUrl, type AllowList } from '../delivery/address-policy.ts
 import { AppError, badField, fieldError, parseTime, type FieldError } from '../errors.ts';
 import type { components } from './openapi-types.ts';
 import type { Handler } from './app.ts';
+import { validTraceParent } from '../observability/traceparent.ts';
 
 type DeliverRequest = components['schemas']['DeliverRequest'];
 type WebhookStatusBody = components['schemas']['WebhookStatus'];
@@ -138,6 +139,7 @@ const deliverWebhook: Handler = async (ctx, deps) => {
     idempotencyKey,
     requestHash: hash,
     requestId: ctx.state.requestId,
+    traceparent: validTraceParent(ctx.get('traceparent')),
   });
   if (accepted.replayed) {
     ctx.set('Idempotent-Replayed', 'true');

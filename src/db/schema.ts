@@ -82,6 +82,8 @@ export interface WebhooksTable {
   idempotency_key: string | null;
   request_hash: Buffer | null;
   request_id: string | null;
+  /** W3C traceparent of the submission, normalized; NULL when absent or invalid. */
+  traceparent: Generated<string | null>;
   created_at: Generated<Date>;
   updated_at: Timestamp;
 }

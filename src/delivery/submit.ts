@@ -30,6 +30,8 @@ export interface WebhookInput {
   /** Hash of the request as submitted, compared when an Idempotency-Key is reused. */
   requestHash?: Buffer | undefined;
   requestId?: string | undefined;
+  /** W3C traceparent of the submission, already validated (src/observability/traceparent.ts). */
+  traceparent?: string | undefined;
 }
 
 export interface SubmitDeps {
@@ -64,41 +66,56 @@ export function resolvePolicy(defaults: RetryPolicy, endpoint: Partial<RetryPoli
  * the webhook exists exactly when that write commits.
  */
 export async function enqueueWebhook(trx: Transaction<Database>, deps: SubmitDeps, input: WebhookInput): Promise<Omit<Accepted, 'replayed'>> {
-  const id = newId('webhook');
   let endpoint;
   if (input.endpointId !== undefined) {
-    endpoint = await getEndpoint(trx, input.endpointId);
-    if (!endpoint) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(input.endpointId)}`, { errors: [fieldError('endpointId', 'does not name an endpoint')] });
-    if (endpoint.deleted_at) throw new AppError(409, 'endpoint_deleted', 'the endpoint is deleted', { errors: [fieldError('endpointId', 'names a deleted endpoint')] });
+    endpoint = liveEndpoint(input.endpointId, await getEndpoint(trx, input.endpointId));
   } else if (input.url !== undefined) {
     endpoint = await endpointForUrl(trx, deps.keyring, input.url);
   } else {
     throw badField('url', 'is required (or endpointId)');
   }
   const retryPolicy = resolvePolicy(deps.retryDefaults, endpoint.retry_policy, input.retryPolicy);
-  const now = new Date();
+  const row = webhookRow(endpoint, input, retryPolicy, new Date());
+  await trx.insertInto('webhooks').values(row).execute();
+  if (row.status === 'held') return { id: row.id, endpointId: endpoint.id, status: 'held' };
+  await deps.boss.send(DELIVERY_QUEUE, firstJob(row.id).data, { db: fromKysely(trx), id: firstJob(row.id).id });
+  return { id: row.id, endpointId: endpoint.id, status: 'pending' };
+}
+
+/** The endpoint an `endpointId` names, or the 404/409 a submission naming it gets. */
+export function liveEndpoint(endpointId: string, endpoint: Endpoint | undefined): Endpoint {
+  if (!endpoint) throw new AppError(404, 'endpoint_not_found', `no endpoint with id ${JSON.stringify(endpointId)}`, { errors: [fieldError('endpointId', 'does not name an endpoint')] });
+  if (endpoint.deleted_at) throw new AppError(409, 'endpoint_deleted', 'the endpoint is deleted', { errors: [fieldError('endpointId', 'names a deleted endpoint')] });
+  return endpoint;
+}
+
+/**
+ * The webhooks row of one submission: the single place that maps a WebhookInput to columns,
+ * shared by enqueueWebhook and the batched insert of group commit (src/delivery/group-commit.ts),
+ * so a field added here is stored on both paths.
+ */
+export function webhookRow(endpoint: Endpoint, input: WebhookInput, retryPolicy: RetryPolicy, now: Date) {
   const held = !endpoint.enabled;
-  await trx
-    .insertInto('webhooks')
-    .values({
-      id,
-      endpoint_id: endpoint.id,
-      url: endpoint.url,
-      body: input.body,
-      headers: JSON.stringify(input.headers),
-      retry_policy: JSON.stringify(retryPolicy),
-      idempotency_key: input.idempotencyKey ?? null,
-      request_hash: input.idempotencyKey ? (input.requestHash ?? null) : null,
-      request_id: input.requestId ?? null,
-      status: held ? 'held' : 'pending',
-      next_attempt_at: held ? null : now,
-      updated_at: now,
-    })
-    .execute();
-  if (held) return { id, endpointId: endpoint.id, status: 'held' };
-  const job: DeliveryJob = { webhookId: id, attempt: 1 };
-  await deps.boss.send(DELIVERY_QUEUE, job, { db: fromKysely(trx), id: randomUUID() });
-  return { id, endpointId: endpoint.id, status: 'pending' };
+  return {
+    id: newId('webhook'),
+    endpoint_id: endpoint.id,
+    url: endpoint.url,
+    body: input.body,
+    headers: JSON.stringify(input.headers),
+    retry_policy: JSON.stringify(retryPolicy),
+    idempotency_key: input.idempotencyKey ?? null,
+    request_hash: input.idempotencyKey ? (input.requestHash ?? null) : null,
+    request_id: input.requestId ?? null,
+    traceparent: input.traceparent ?? null,
+    status: held ? ('held' as const) : ('pending' as const),
+    next_attempt_at: held ? null : now,
+    updated_at: now,
+  } satisfies NewWebhook;
+}
+
+/** The pg-boss job of a webhook's first attempt, its id made here so a batch needs no RETURNING. */
+export function firstJob(webhookId: string): { id: string; data: DeliveryJob } {
+  return { id: randomUUID(), data: { webhookId, attempt: 1 } };
 }
 
 export async function submitWebhook(db: Db, deps: SubmitDeps, input: WebhookInput): Promise<Accepted> {

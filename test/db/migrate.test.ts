@@ -252,6 +252,7 @@ const WEBHOOKS: Record<keyof WebhooksTable, Col> = {
   idempotency_key: ['text', true],
   request_hash: ['bytea', true],
   request_id: ['text', true],
+  traceparent: ['text', true],
   created_at: ['timestamp with time zone', false],
   updated_at: ['timestamp with time zone', false],
 };
