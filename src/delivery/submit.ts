@@ -3,7 +3,7 @@ import type { Transaction } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { RetryPolicy } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import type { Database } from '../db/schema.ts';
+import type { Database, Endpoint, NewWebhook } from '../db/schema.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
 import type { Keyring } from '../endpoints/keyring.ts';
 import { endpointForUrl, getEndpoint } from '../endpoints/store.ts';
@@ -78,7 +78,8 @@ export async function enqueueWebhook(trx: Transaction<Database>, deps: SubmitDep
   const row = webhookRow(endpoint, input, retryPolicy, new Date());
   await trx.insertInto('webhooks').values(row).execute();
   if (row.status === 'held') return { id: row.id, endpointId: endpoint.id, status: 'held' };
-  await deps.boss.send(DELIVERY_QUEUE, firstJob(row.id).data, { db: fromKysely(trx), id: firstJob(row.id).id });
+  const job = firstJob(row.id);
+  await deps.boss.send(DELIVERY_QUEUE, job.data, { db: fromKysely(trx), id: job.id });
   return { id: row.id, endpointId: endpoint.id, status: 'pending' };
 }
 
