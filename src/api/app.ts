@@ -18,6 +18,7 @@ import { endpointHandlers } from './endpoints.ts';
 import { healthHandlers, type Readiness } from './health.ts';
 import { signatureHandlers } from './signatures.ts';
 import { deadLetterHandlers } from './dead-letters.ts';
+import { uiRoutes } from './ui.ts';
 
 export interface AppDeps {
   db: Db;
@@ -83,6 +84,9 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
       ctx.state.log.log(level, 'request', { method: ctx.method, path: ctx.path, status: ctx.status, durationMs: Math.round(performance.now() - started) });
     }
   });
+
+  // The dashboard's static pages: outside the openapi.yaml router (they are not API operations).
+  app.use(uiRoutes());
 
   const router = new Router<RequestState>();
   const bodyParser = koaBody({
