@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { readAsset } from './assets.ts';
 import { ConfigError, loadConfig, SETTINGS, type Config } from './config.ts';
 import { rewrapKeys } from './endpoints/keys.ts';
 import { KeyringError } from './endpoints/keyring.ts';
@@ -27,6 +28,7 @@ commands:
   keys rewrap                 re-encrypt every signing secret under HOOKRELAY_MASTER_KEY
                               (old master keys in HOOKRELAY_PREVIOUS_MASTER_KEYS)
   settings                    list every setting with its default
+  --version                   print the version
 
 With DATABASE_URL unset, commands use the embedded PostgreSQL under HOOKRELAY_DATA_DIR
 (shared with a running 'hookrelay serve').`;
@@ -183,6 +185,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'settings':
       for (const s of SETTINGS) console.log(`${s.env.padEnd(34)} ${(s.default ?? '(unset)').padEnd(14)} ${s.doc}`);
+      return;
+    case '--version':
+    case 'version':
+      console.log(`hookrelay ${(JSON.parse(readAsset('package.json').toString('utf8')) as { version: string }).version}`);
       return;
     case undefined:
     case 'help':

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
+import { readAsset } from '../assets.ts';
 import { fieldError, type FieldError } from '../errors.ts';
 import { isScope } from './tokens.ts';
 
@@ -63,8 +64,9 @@ export interface Spec {
 const SPEC_ID = 'urn:hookrelay:openapi';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 
-export function loadSpec(file = OPENAPI_PATH): Spec {
-  const document = parse(readFileSync(file, 'utf8')) as Record<string, any>;
+/** The document (openapi.yaml as shipped, or `file` when given). */
+export function loadSpec(file?: string): Spec {
+  const document = parse(file === undefined ? readAsset('openapi.yaml').toString('utf8') : readFileSync(file, 'utf8')) as Record<string, any>;
   const ajv = new Ajv2020({ allErrors: true, strict: false, coerceTypes: false, verbose: true });
   (addFormats as unknown as (a: Ajv2020) => void)(ajv);
   ajv.addSchema({ $id: SPEC_ID, components: document.components });

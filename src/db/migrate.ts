@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
+import { listAssets, readAsset } from '../assets.ts';
 import type { Logger } from '../log.ts';
 
 /** Any constant 64-bit key will do; this one is "hookrelay" read as ASCII digits, shortened. */
@@ -17,13 +18,14 @@ export interface Migration {
   checksum: string;
 }
 
-export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+/** The shipped migrations (through src/assets.ts, so the single binary has them), or `dir`'s. */
+export async function readMigrations(dir?: string): Promise<Migration[]> {
+  const files = (dir === undefined ? listAssets('sql/migrations') : await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
   const migrations: Migration[] = [];
   for (const file of files) {
     const match = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file);
     if (!match) throw new Error(`migration file ${file} is not named NNNN_name.sql`);
-    const sql = await readFile(path.join(dir, file), 'utf8');
+    const sql = dir === undefined ? readAsset(`sql/migrations/${file}`).toString('utf8') : await readFile(path.join(dir, file), 'utf8');
     migrations.push({
       version: Number(match[1]),
       name: match[2]!,
@@ -45,7 +47,7 @@ const file = (m: Migration) => `${String(m.version).padStart(4, '0')}_${m.name}.
  * do. A migration that was edited after it was applied stops the start: migrations are
  * frozen in time.
  */
-export async function migrate(connectionString: string, log: Logger, dir = MIGRATIONS_DIR): Promise<number[]> {
+export async function migrate(connectionString: string, log: Logger, dir?: string): Promise<number[]> {
   const migrations = await readMigrations(dir);
   const client = new pg.Client({ connectionString, application_name: 'hookrelay-migrate' });
   await client.connect();
