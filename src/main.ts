@@ -13,6 +13,7 @@ import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
 import { startWorker, type Worker } from './delivery/worker.ts';
 import { createLogger, type Logger } from './log.ts';
+import { createMetrics } from './observability/metrics.ts';
 
 /**
  * The composition root: config → log → database (embedded when DATABASE_URL is unset) →
@@ -46,6 +47,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
     await migrate(connectionString, log);
     const db = createDb(connectionString, { max: config.dbPoolMax });
     cleanups.push(() => db.close());
+    // One registry per service (GET /metrics), shared by its API and worker.
+    const metrics = createMetrics({ db: db.db, pool: db.pool, log });
     const adminId = config.adminToken ? await ensureAdminToken(db.db, config.adminToken) : undefined;
     // HOOKRELAY_ADMIN_TOKEN has the admin scope (the authenticator grants it too; this makes
     // `token list` say so).
@@ -61,7 +64,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure });
       const s = sender;
       cleanups.push(() => s.close());
-      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health });
+      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics });
       const w = worker;
       cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }
@@ -78,6 +81,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
         log,
         auth: createAuthenticator(db.db, adminId && config.adminToken ? { token: config.adminToken, id: adminId } : undefined),
         onSubmitted: worker ? worker.wake : undefined,
+        metrics,
         readiness: async () => ({
           database: await db.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute().then(() => 'ok', (err: Error) => `unreachable: ${err.message}`),
           queue: draining ? 'draining' : 'ok',

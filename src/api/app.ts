@@ -19,12 +19,14 @@ import { healthHandlers, type Readiness } from './health.ts';
 import { signatureHandlers } from './signatures.ts';
 import { deadLetterHandlers } from './dead-letters.ts';
 import { uiRoutes } from './ui.ts';
+import { statsHandlers } from './stats.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 export interface AppDeps {
   db: Db;
   boss: PgBoss;
   keyring: Keyring;
-  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'> & Partial<Pick<Config, 'rateLimit'>>;
+  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'> & Partial<Pick<Config, 'rateLimit' | 'metricsPublic'>>;
   log: Logger;
   auth: Authenticator;
   readiness: Readiness;
@@ -33,6 +35,8 @@ export interface AppDeps {
   /** Called after a webhook commits, to wake a worker in the same process at once. */
   onSubmitted?: () => void;
   spec?: Spec;
+  /** The service's Prometheus metrics: GET /metrics renders them; each answer is observed. */
+  metrics?: Metrics;
 }
 
 export interface RequestState {
@@ -60,7 +64,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function createApp(deps: AppDeps): Koa<RequestState> {
   const spec = deps.spec ?? loadSpec();
-  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers, ...tokenHandlers };
+  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers, ...tokenHandlers, ...statsHandlers };
   const rateLimiter = deps.rateLimiter ?? createRateLimiter();
   const defaultLimits = deps.config.rateLimit ?? { perSecond: 200, burst: 400 };
   const app = new Koa<RequestState>();
@@ -81,6 +85,8 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
       renderError(ctx, err);
     } finally {
       const level = ctx.status >= 500 ? 'error' : 'debug';
+      // By operation path template (never raw ids), so the label set stays bounded.
+      deps.metrics?.apiRequest(ctx.method, ctx.state.operation?.path ?? 'unmatched', ctx.status, (performance.now() - started) / 1000);
       ctx.state.log.log(level, 'request', { method: ctx.method, path: ctx.path, status: ctx.status, durationMs: Math.round(performance.now() - started) });
     }
   });
@@ -105,7 +111,8 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
     const method = operation.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
     router[method](operation.routerPath, async (ctx, next) => {
       ctx.state.operation = operation;
-      if (operation.secured) {
+      // HOOKRELAY_METRICS_PUBLIC=true: GET /metrics asks for no token.
+      if (operation.secured && !(operation.operationId === 'getMetrics' && deps.config.metricsPublic)) {
         const token = await authenticate(ctx, deps);
         limitRate(ctx, rateLimiter, token, defaultLimits);
         authorize(ctx, operation, token);

@@ -6,7 +6,8 @@ import { isNeverAllowedUrl, type AllowList } from '../delivery/address-policy.ts
 import { AppError, badField, fieldError, parseTime, type FieldError } from '../errors.ts';
 import type { components } from './openapi-types.ts';
 import type { Handler } from './app.ts';
-import { validTraceParent } from '../observability/traceparent.ts';
+import { traceSubmission } from '../observability/tracing.ts';
+import type { Accepted } from '../delivery/submit.ts';
 
 type DeliverRequest = components['schemas']['DeliverRequest'];
 type WebhookStatusBody = components['schemas']['WebhookStatus'];
@@ -130,7 +131,8 @@ const deliverWebhook: Handler = async (ctx, deps) => {
   const hash = idempotencyKey ? requestHash(body) : undefined;
   // A repeat of a committed request is answered without opening a transaction.
   const earlier = idempotencyKey ? await findReplay(deps.db, idempotencyKey, hash) : undefined;
-  const accepted = earlier ?? await submitWebhook(deps.db, { boss: deps.boss, keyring: deps.keyring, retryDefaults: deps.config.retry }, {
+  // Inside the submission span; the trace it continues (or starts, with an SDK) is stored.
+  const accepted = earlier ?? await traceSubmission<Accepted>(ctx.get('traceparent') || undefined, ctx.state.requestId, (trace) => submitWebhook(deps.db, { boss: deps.boss, keyring: deps.keyring, retryDefaults: deps.config.retry }, {
     url,
     endpointId: body.endpointId,
     body: serialized,
@@ -139,12 +141,13 @@ const deliverWebhook: Handler = async (ctx, deps) => {
     idempotencyKey,
     requestHash: hash,
     requestId: ctx.state.requestId,
-    traceparent: validTraceParent(ctx.get('traceparent')),
-  });
+    traceparent: trace.traceparent,
+  }).then((a) => (trace.accepted(a.id, a.endpointId), a)));
   if (accepted.replayed) {
     ctx.set('Idempotent-Replayed', 'true');
   } else {
     deps.onSubmitted?.();
+    deps.metrics?.webhookAccepted();
     ctx.state.log.info('webhook accepted', { webhookId: accepted.id, endpointId: accepted.endpointId });
   }
   ctx.status = 202;

@@ -10,6 +10,8 @@ import { HOP_BY_HOP, type Sender } from './send.ts';
 import { signatureHeaders, type SigningKey } from './sign.ts';
 import { activeKeys } from '../endpoints/keys.ts';
 import type { Keyring } from '../endpoints/keyring.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { startAttempt, type ObservedAttempt } from '../observability/tracing.ts';
 
 /**
  * The worker only orchestrates. For each job of a fetched batch:
@@ -28,6 +30,8 @@ export interface WorkerDeps {
   random?: () => number;
   /** Told when an attempt scheduled a retry, so the process can wake itself when it is due. */
   onRetryScheduled?: (at: Date) => void;
+  /** Counters and histograms of attempts (GET /metrics); spans go through @opentelemetry/api. */
+  metrics?: Metrics;
   /** Circuit breaker settings (DEFAULT_HEALTH_SETTINGS when absent). */
   health?: HealthSettings;
   /** True for a job given back to the queue at shutdown: its attempt is not ours to record. */
@@ -119,7 +123,7 @@ async function loadBatch(db: Db, ids: string[]) {
     .innerJoin('endpoints as e', 'e.id', 'w.endpoint_id')
     .innerJoin('endpoint_health as h', 'h.endpoint_id', 'w.endpoint_id')
     .select([
-      'w.id', 'w.endpoint_id', 'w.url', 'w.body', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id',
+      'w.id', 'w.endpoint_id', 'w.url', 'w.body', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id', 'w.traceparent', 'w.next_attempt_at',
       'w.attempts_base', 'e.headers as endpoint_headers', 'e.timeout_ms', 'e.signature_algorithm', 'e.enabled', 'e.deleted_at',
       'h.circuit_state', 'h.next_probe_at', 'h.probe_started_at',
     ])
@@ -143,6 +147,7 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
   const random = deps.random ?? Math.random;
   const { webhookId, attempt } = job.data;
   const log = deps.log.child({ webhookId, attempt, endpointId: webhook?.endpoint_id, requestId: webhook?.request_id ?? undefined });
+  let observed: ObservedAttempt | undefined;
   try {
     if (!webhook) {
       // Cannot happen while webhook and job are written together; say so loudly if it does.
@@ -190,6 +195,7 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     if (keys.length === 0) throw new Error(`endpoint ${webhook.endpoint_id} has no active signing key`);
     const body = webhook.body;
     const startedAt = new Date(now());
+    observed = startAttempt(deps.metrics, { webhookId, endpointId: webhook.endpoint_id, attempt, requestId: webhook.request_id, traceparent: webhook.traceparent, dueAt: webhook.next_attempt_at, now: startedAt.getTime() });
     // Endpoint headers first, the webhook's own over them; ours over both.
     const headers = requestHeaders({ ...lowerKeys(webhook.endpoint_headers), ...lowerKeys(webhook.headers) }, signatureHeaders({
       webhookId,
@@ -198,10 +204,13 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
       keys,
       algorithm: webhook.signature_algorithm,
     }));
+    // The submission's trace continued: same trace id, a new span id for this attempt.
+    Object.assign(headers, observed.headers);
     const result = await sender.send({ url: webhook.url, headers, body, timeoutMs, maxResponseBytes: config.maxResponseBytes });
 
     if (deps.handedBack?.(job.id)) {
       log.info('attempt abandoned at shutdown; the queue hands it to another worker', { errorClass: result.errorClass });
+      observed.abandon('abandoned at shutdown');
       return { id: job.id, status: 'failed', output: { message: 'abandoned at shutdown' } };
     }
 
@@ -222,6 +231,7 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     const recorded = await recordAttempt(db, boss, {
       job, webhookId, endpointId: webhook.endpoint_id, attempt, startedAt, result, outcome, healthSettings: deps.health ?? DEFAULT_HEALTH_SETTINGS, probe,
     });
+    observed.end({ result, outcome, recorded, now: now() });
     const facts = { statusCode: result.statusCode, durationMs: result.durationMs, errorClass: result.errorClass, probe };
     if (recorded.transition) log.warn(`circuit ${recorded.transition}`, { ...facts, transition: recorded.transition });
     if (recorded.disabled) log.warn('endpoint disabled', { reason: recorded.disabled });
@@ -230,7 +240,7 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     } else if (outcome.kind === 'delivered') {
       log.info('delivered', facts);
     } else if (outcome.kind === 'retry') {
-      log.info('attempt failed; retry scheduled', { ...facts, error: result.error, nextAttemptAt: outcome.at.toISOString() });
+      log.info('attempt failed; retry scheduled', { ...facts, error: result.error, nextAttemptAt: outcome.at.toISOString(), delayMs: outcome.at.getTime() - startedAt.getTime() - result.durationMs });
       deps.onRetryScheduled?.(outcome.at);
     } else {
       log.warn('attempt failed; webhook is dead', { ...facts, error: result.error, reason: outcome.reason });
@@ -240,6 +250,7 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
     // Our own fault (the database went away, most likely): the job is failed and retried by the
     // queue, so the webhook is attempted again rather than lost.
     log.error('delivery job failed; the queue will retry it', { err });
+    observed?.abandon(err);
     return { id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } };
   }
 }
