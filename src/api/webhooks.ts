@@ -1,6 +1,7 @@
 import type { Webhook, Attempt, WebhookStatus } from '../db/schema.ts';
 import { createCursorCodec } from './cursor.ts';
-import { findReplay, requestHash, submitWebhook } from '../delivery/submit.ts';
+import { findReplay, requestHash } from '../delivery/submit.ts';
+import { createGroupCommit, type GroupCommit } from '../delivery/group-commit.ts';
 import { HOP_BY_HOP } from '../delivery/send.ts';
 import { isNeverAllowedUrl, type AllowList } from '../delivery/address-policy.ts';
 import { AppError, badField, fieldError, parseTime, type FieldError } from '../errors.ts';
@@ -108,6 +109,20 @@ function attemptBody(a: Attempt): AttemptBody {
   };
 }
 
+/**
+ * One group commit per app: concurrent submissions share transactions (src/delivery/group-commit.ts).
+ * Keyed by the app's deps, which live as long as the app.
+ */
+const groupCommits = new WeakMap<Parameters<Handler>[1], GroupCommit>();
+function groupCommitOf(deps: Parameters<Handler>[1]): GroupCommit {
+  let gc = groupCommits.get(deps);
+  if (!gc) {
+    gc = createGroupCommit(deps.db, { boss: deps.boss, keyring: deps.keyring, retryDefaults: deps.config.retry });
+    groupCommits.set(deps, gc);
+  }
+  return gc;
+}
+
 const deliverWebhook: Handler = async (ctx, deps) => {
   const body = ctx.request.body as DeliverRequest;
   if ((body.url === undefined) === (body.endpointId === undefined)) {
@@ -132,7 +147,7 @@ const deliverWebhook: Handler = async (ctx, deps) => {
   // A repeat of a committed request is answered without opening a transaction.
   const earlier = idempotencyKey ? await findReplay(deps.db, idempotencyKey, hash) : undefined;
   // Inside the submission span; the trace it continues (or starts, with an SDK) is stored.
-  const accepted = earlier ?? await traceSubmission<Accepted>(ctx.get('traceparent') || undefined, ctx.state.requestId, (trace) => submitWebhook(deps.db, { boss: deps.boss, keyring: deps.keyring, retryDefaults: deps.config.retry }, {
+  const accepted = earlier ?? await traceSubmission<Accepted>(ctx.get('traceparent') || undefined, ctx.state.requestId, (trace) => groupCommitOf(deps).submit({
     url,
     endpointId: body.endpointId,
     body: serialized,
