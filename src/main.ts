@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PgBoss } from 'pg-boss';
-import { createApp } from './api/app.ts';
+import { createApp, type AppDeps } from './api/app.ts';
+import { withTimeout } from './api/health.ts';
 import { createAuthenticator, ensureAdminToken, grantAdminScope } from './api/tokens.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createDb, type DbHandle } from './db/database.ts';
@@ -13,7 +14,6 @@ import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
 import { startWorker, type Worker } from './delivery/worker.ts';
 import { createLogger, type Logger } from './log.ts';
-import { createMetrics } from './observability/metrics.ts';
 
 /**
  * The composition root: config → log → database (embedded when DATABASE_URL is unset) →
@@ -37,7 +37,12 @@ export async function openDatabase(config: Config, log: Logger): Promise<{ conne
   return { connectionString: embedded.connectionString, embedded };
 }
 
-export async function startService(config: Config, log: Logger): Promise<Service> {
+export interface ServiceOptions {
+  /** Sees every API answer (the tests validate each against openapi.yaml). */
+  onResponse?: AppDeps['onResponse'];
+}
+
+export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
   const { connectionString, embedded } = await openDatabase(config, log);
   const cleanups: (() => Promise<unknown>)[] = [];
   if (embedded) cleanups.push(() => embedded.stop());
@@ -45,10 +50,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
     // The keyring first: a missing master key stops the start before anything is written.
     const keyring = await loadKeyring(config, log, Boolean(embedded));
     await migrate(connectionString, log);
-    const db = createDb(connectionString, { max: config.dbPoolMax });
+    const db = createDb(connectionString, { max: config.dbPoolMax, acquireTimeoutMs: config.dbAcquireTimeoutMs });
     cleanups.push(() => db.close());
-    // One registry per service (GET /metrics), shared by its API and worker.
-    const metrics = createMetrics({ db: db.db, pool: db.pool, log });
     const adminId = config.adminToken ? await ensureAdminToken(db.db, config.adminToken) : undefined;
     // HOOKRELAY_ADMIN_TOKEN has the admin scope (the authenticator grants it too; this makes
     // `token list` say so).
@@ -64,7 +67,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure });
       const s = sender;
       cleanups.push(() => s.close());
-      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics });
+      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health });
       const w = worker;
       cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }
@@ -81,9 +84,11 @@ export async function startService(config: Config, log: Logger): Promise<Service
         log,
         auth: createAuthenticator(db.db, adminId && config.adminToken ? { token: config.adminToken, id: adminId } : undefined),
         onSubmitted: worker ? worker.wake : undefined,
-        metrics,
+        onResponse: options.onResponse,
         readiness: async () => ({
-          database: await db.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute().then(() => 'ok', (err: Error) => `unreachable: ${err.message}`),
+          // Bounded: a server that accepts connections but never answers must not hang /readyz.
+          database: await withTimeout(db.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute(), config.dbAcquireTimeoutMs + 1_000)
+            .then(() => 'ok', (err: Error) => `unreachable: ${err.message}`),
           queue: draining ? 'draining' : 'ok',
         }),
       });

@@ -28,6 +28,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
     queueHeartbeatSeconds: 10,
     queueSuperviseSeconds: 2,
     dbPoolMax: 10,
+    dbAcquireTimeoutMs: 5000,
     shutdownTimeoutMs: 30000,
     health: {
       failureThreshold: 5,
@@ -67,6 +68,7 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_QUEUE_HEARTBEAT_SECONDS: config.queueHeartbeatSeconds,
     HOOKRELAY_QUEUE_SUPERVISE_SECONDS: config.queueSuperviseSeconds,
     HOOKRELAY_DB_POOL_MAX: config.dbPoolMax,
+    HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS: config.dbAcquireTimeoutMs,
     HOOKRELAY_SHUTDOWN_TIMEOUT_MS: config.shutdownTimeoutMs,
     HOOKRELAY_MASTER_KEY: config.masterKey,
     HOOKRELAY_PREVIOUS_MASTER_KEYS: config.previousMasterKeys.length === 0 ? undefined : config.previousMasterKeys.join(','),
@@ -179,6 +181,7 @@ const BAD: Array<[string, Record<string, string>, string]> = [
   ['heartbeat under 10 s', { HOOKRELAY_QUEUE_HEARTBEAT_SECONDS: '9' }, 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS'],
   ['supervise 0 s', { HOOKRELAY_QUEUE_SUPERVISE_SECONDS: '0' }, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS'],
   ['pool of 1', { HOOKRELAY_DB_POOL_MAX: '1' }, 'HOOKRELAY_DB_POOL_MAX'],
+  ['acquire timeout under 100 ms', { HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS: '99' }, 'HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS'],
   ['negative shutdown timeout', { HOOKRELAY_SHUTDOWN_TIMEOUT_MS: '-5' }, 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS'],
   ['allow list entry not a network', { HOOKRELAY_ALLOW_NETWORKS: '10.0.0.0/8,intranet' }, 'HOOKRELAY_ALLOW_NETWORKS'],
   ['allow list prefix too long', { HOOKRELAY_ALLOW_NETWORKS: '10.0.0.0/33' }, 'HOOKRELAY_ALLOW_NETWORKS'],

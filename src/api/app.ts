@@ -4,7 +4,7 @@ import Router, { type RouterContext } from '@koa/router';
 import { koaBody } from 'koa-body';
 import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
-import type { Db } from '../db/database.ts';
+import { DB_RETRY_AFTER_SECONDS, isDatabaseUnavailable, type Db } from '../db/database.ts';
 import { constraintProblem } from '../db/constraints.ts';
 import { AppError, badField, fieldError, toProblem } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -18,16 +18,13 @@ import { endpointHandlers } from './endpoints.ts';
 import { healthHandlers, type Readiness } from './health.ts';
 import { signatureHandlers } from './signatures.ts';
 import { deadLetterHandlers } from './dead-letters.ts';
-import { docsRoutes } from './docs.ts';
 import { uiRoutes } from './ui.ts';
-import { statsHandlers } from './stats.ts';
-import type { Metrics } from '../observability/metrics.ts';
 
 export interface AppDeps {
   db: Db;
   boss: PgBoss;
   keyring: Keyring;
-  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'> & Partial<Pick<Config, 'rateLimit' | 'metricsPublic'>>;
+  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'> & Partial<Pick<Config, 'rateLimit'>>;
   log: Logger;
   auth: Authenticator;
   readiness: Readiness;
@@ -36,8 +33,11 @@ export interface AppDeps {
   /** Called after a webhook commits, to wake a worker in the same process at once. */
   onSubmitted?: () => void;
   spec?: Spec;
-  /** The service's Prometheus metrics: GET /metrics renders them; each answer is observed. */
-  metrics?: Metrics;
+  /**
+   * Called with every answer to a request the document describes, after it is complete; the
+   * tests check each one against openapi.yaml here.
+   */
+  onResponse?: (operation: Operation, ctx: Koa.ParameterizedContext<RequestState>) => void;
 }
 
 export interface RequestState {
@@ -65,7 +65,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function createApp(deps: AppDeps): Koa<RequestState> {
   const spec = deps.spec ?? loadSpec();
-  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers, ...tokenHandlers, ...statsHandlers };
+  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers, ...tokenHandlers };
   const rateLimiter = deps.rateLimiter ?? createRateLimiter();
   const defaultLimits = deps.config.rateLimit ?? { perSecond: 200, burst: 400 };
   const app = new Koa<RequestState>();
@@ -85,9 +85,9 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
     } catch (err) {
       renderError(ctx, err);
     } finally {
-      const level = ctx.status >= 500 ? 'error' : 'debug';
-      // By operation path template (never raw ids), so the label set stays bounded.
-      deps.metrics?.apiRequest(ctx.method, ctx.state.operation?.path ?? 'unmatched', ctx.status, (performance.now() - started) / 1000);
+      if (deps.onResponse && ctx.state.operation) deps.onResponse(ctx.state.operation, ctx);
+      // 503 is a known state (the database is away), logged where it is detected.
+      const level = ctx.status === 503 ? 'warn' : ctx.status >= 500 ? 'error' : 'debug';
       ctx.state.log.log(level, 'request', { method: ctx.method, path: ctx.path, status: ctx.status, durationMs: Math.round(performance.now() - started) });
     }
   });
@@ -112,8 +112,7 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
     const method = operation.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
     router[method](operation.routerPath, async (ctx, next) => {
       ctx.state.operation = operation;
-      // HOOKRELAY_METRICS_PUBLIC=true: GET /metrics asks for no token.
-      if (operation.secured && !(operation.operationId === 'getMetrics' && deps.config.metricsPublic)) {
+      if (operation.secured) {
         const token = await authenticate(ctx, deps);
         limitRate(ctx, rateLimiter, token, defaultLimits);
         authorize(ctx, operation, token);
@@ -151,8 +150,6 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
   for (const handler of Object.keys(handlers)) {
     if (!spec.operations.has(handler)) throw new Error(`handler ${handler} has no operation in openapi.yaml`);
   }
-  // The API reference (/docs, /openapi.yaml) is not an operation of the document it renders.
-  app.use(docsRoutes());
   app.use(router.routes());
   return app;
 }
@@ -252,6 +249,14 @@ function renderError(ctx: Koa.ParameterizedContext<RequestState>, err: unknown):
       : err.status === 415
         ? new AppError(415, 'unsupported_media_type', 'unsupported content encoding or charset')
         : new AppError(400, 'invalid_json', `the request body is not valid JSON${err.type === 'entity.parse.failed' ? '' : ` (${err.message})`}`);
+  } else if (isDatabaseUnavailable(err)) {
+    // PostgreSQL is down, restarting, or every pooled connection stayed busy for
+    // HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS. A connection lost during COMMIT leaves the outcome
+    // unknown, which is why the answer points at Idempotency-Key rather than promising nothing changed.
+    ctx.state.log?.warn('database unavailable', { error: (err as Error).message });
+    appError = new AppError(503, 'database_unavailable', 'the database is unavailable right now; retry later (with the same Idempotency-Key, a retried submission is not duplicated)', {
+      headers: { 'Retry-After': String(DB_RETRY_AFTER_SECONDS) },
+    });
   } else {
     ctx.state.log?.error('request failed', { err });
     appError = new AppError(500, 'internal', 'internal error; the log has the details under this request id');

@@ -16,3 +16,12 @@ const getReadyz: Handler = async (ctx, deps) => {
 };
 
 export const healthHandlers: Record<string, Handler> = { getHealthz, getReadyz };
+
+/** Rejects when `work` has not settled within `ms` (readiness checks must answer, not hang). */
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

@@ -352,52 +352,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/stats": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Delivery figures as JSON (backlog, last hour, worst endpoints)
-         * @description The figures of `GET /metrics` for people without Prometheus, read from PostgreSQL at
-         *     each request (so they cover every instance): the backlog by state, the age of the
-         *     oldest pending webhook, the last hour's totals and its minutes, attempts by outcome
-         *     and the endpoints in the worst health.
-         */
-        get: operations["getStats"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/metrics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Prometheus metrics
-         * @description Prometheus text exposition format 0.0.4: `hookrelay_*` counters and histograms of this
-         *     process, backlog and endpoint gauges read from PostgreSQL (cached for 5 s), PostgreSQL
-         *     pool usage and process metrics. Needs a token with the `admin` scope, unless the server
-         *     runs with HOOKRELAY_METRICS_PUBLIC=true (then no token is asked for).
-         */
-        get: operations["getMetrics"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -847,62 +801,6 @@ export interface components {
             data: components["schemas"]["Token"][];
             nextCursor: string | null;
         };
-        Stats: {
-            /** Format: date-time */
-            generatedAt: string;
-            /** @description Webhooks not yet delivered or dead, by status. */
-            backlog: {
-                pending: number;
-                retrying: number;
-                held: number;
-            };
-            /** @description Seconds since the oldest pending or retrying webhook was accepted; null when there is none. */
-            oldestPendingAgeSeconds: number | null;
-            /** @description The last 60 minutes: webhooks accepted, delivered and dead, attempts made. */
-            lastHour: {
-                accepted: number;
-                delivered: number;
-                failedAttempts: number;
-                /** @description Dead letters recorded. */
-                dead: number;
-                attempts: number;
-                /** @description Successful attempts over attempts; null without attempts. */
-                successRate: number | null;
-            };
-            /** @description The last 60 whole minutes (the current one last), oldest first, zero-filled. */
-            perMinute: {
-                /**
-                 * Format: date-time
-                 * @description Start of the minute.
-                 */
-                minute: string;
-                accepted: number;
-                delivered: number;
-                /** @description Failed attempts. */
-                failed: number;
-                dead: number;
-            }[];
-            /** @description Attempts of the last hour by outcome: http_3xx is a redirect (not followed); network covers refused and reset connections, DNS, TLS and invalid responses. */
-            attemptsByOutcome: {
-                success: number;
-                http_3xx: number;
-                http_4xx: number;
-                http_5xx: number;
-                timeout: number;
-                network: number;
-                blocked: number;
-            };
-            /** @description Up to 10 live (not deleted) endpoints, worst first: disabled ones, then open, half-open and closed circuits, each by lowest health score, then most consecutive failures. */
-            worstEndpoints: {
-                endpointId: string;
-                url: string;
-                healthScore: number;
-                /** @enum {string} */
-                circuitState: "closed" | "open" | "half_open";
-                consecutiveFailures: number;
-                disabled: boolean;
-            }[];
-        };
     };
     responses: {
         /** @description The request is malformed or a field is invalid; nothing was stored. A `url` that can never be delivered to (a loopback, private, link-local, reserved or metadata IP literal in any notation, or a localhost name) is refused with code `destination_not_allowed`. */
@@ -985,6 +883,17 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description PostgreSQL is unreachable, restarting, or no pooled connection came free within HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS (code `database_unavailable`). Passes by itself; retry after `Retry-After` seconds, with the same Idempotency-Key for a submission (a connection lost during the commit leaves its outcome unknown). */
+        Unavailable: {
+            headers: {
+                /** @description Whole seconds to wait before retrying. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         /** @description Items per page. */
@@ -1043,6 +952,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getWebhookStatus: {
@@ -1069,6 +979,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getWebhook: {
@@ -1095,6 +1006,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getEndpointSecret: {
@@ -1123,6 +1035,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listWebhooks: {
@@ -1156,6 +1069,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listEndpoints: {
@@ -1190,6 +1104,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createEndpoint: {
@@ -1220,6 +1135,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getEndpoint: {
@@ -1246,6 +1162,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteEndpoint: {
@@ -1272,6 +1189,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     updateEndpoint: {
@@ -1305,6 +1223,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     rotateEndpointSecret: {
@@ -1338,6 +1257,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getEndpointPublicKey: {
@@ -1365,6 +1285,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     verifySignature: {
@@ -1395,6 +1316,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retryWebhooks: {
@@ -1424,6 +1346,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getEndpointHealth: {
@@ -1450,6 +1373,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listDeadLetters: {
@@ -1485,6 +1409,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     replayDeadLetter: {
@@ -1512,6 +1437,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     replayDeadLetters: {
@@ -1541,6 +1467,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listApiTokens: {
@@ -1570,6 +1497,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createApiToken: {
@@ -1600,6 +1528,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     revokeApiToken: {
@@ -1626,52 +1555,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
-        };
-    };
-    getStats: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The figures, as of `generatedAt`. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Stats"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            429: components["responses"]["TooManyRequests"];
-        };
-    };
-    getMetrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The metrics. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain; version=0.0.4": string;
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getHealthz: {

@@ -1,6 +1,6 @@
 import { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
-import { QUEUE_SCHEMA } from '../db/database.ts';
+import { DEFAULT_ACQUIRE_TIMEOUT_MS, isDatabaseUnavailable, QUEUE_SCHEMA } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 
 /** The pg-boss queue every delivery attempt goes through: one job per attempt. */
@@ -12,7 +12,10 @@ export interface DeliveryJob {
   attempt: number;
 }
 
-export type QueueSettings = Pick<Config, 'deliveryTimeoutMs' | 'queueHeartbeatSeconds' | 'queueSuperviseSeconds' | 'dbPoolMax'>;
+export type QueueSettings = Pick<Config, 'deliveryTimeoutMs' | 'queueHeartbeatSeconds' | 'queueSuperviseSeconds' | 'dbPoolMax'> & Partial<Pick<Config, 'dbAcquireTimeoutMs'>>;
+
+/** While PostgreSQL is away, how often the queue looks whether it is back (to log the recovery). */
+const OUTAGE_PROBE_MS = 1_000;
 
 /**
  * Starts pg-boss in its own schema and makes sure the delivery queue exists.
@@ -28,13 +31,14 @@ export async function startQueue(connectionString: string, settings: QueueSettin
     schema: QUEUE_SCHEMA,
     application_name: 'hookrelay-queue',
     max: settings.dbPoolMax,
+    connectionTimeoutMillis: settings.dbAcquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS,
     useListenNotify: true,
     supervise: options.supervise ?? true,
     superviseIntervalSeconds: settings.queueSuperviseSeconds,
     monitorIntervalSeconds: settings.queueSuperviseSeconds,
     schedule: false,
   });
-  boss.on('error', (err) => log.error('queue error', { err }));
+  boss.on('error', outageAwareErrors(boss, log));
   boss.on('warning', (warning) => log.warn('queue warning', { warning }));
   await boss.start();
   await boss.createQueue(DELIVERY_QUEUE, {
@@ -55,4 +59,44 @@ export async function startQueue(connectionString: string, settings: QueueSettin
     deleteAfterSeconds: 24 * 3600,
   });
   return boss;
+}
+
+/**
+ * The queue's error listener. While PostgreSQL is unreachable every fetch loop, supervise and
+ * monitor pass fails, every few seconds each: that is one state, logged once when it begins
+ * and once when it ends (found by a probe every OUTAGE_PROBE_MS), not one error per failed
+ * poll. pg-boss itself backs off: a failed fetch waits for the polling interval, never loops
+ * hot. Other errors are logged as they come.
+ */
+function outageAwareErrors(boss: PgBoss, log: Logger): (err: unknown) => void {
+  let down: { since: number; failures: number; probe: NodeJS.Timeout } | undefined;
+  const probe = () => {
+    boss.getDb().executeSql('SELECT 1').then(() => {
+      if (!down) return;
+      clearInterval(down.probe);
+      log.warn('queue: database available again', { downMs: Date.now() - down.since, failedOperations: down.failures });
+      down = undefined;
+    }, (err: unknown) => {
+      // Anything but the outage itself (the queue was stopped, its pool ended): stop probing.
+      if (down && !isDatabaseUnavailable(err)) {
+        clearInterval(down.probe);
+        down = undefined;
+      }
+    });
+  };
+  return (err) => {
+    if (!isDatabaseUnavailable(err)) {
+      log.error('queue error', { err });
+      return;
+    }
+    if (down) {
+      down.failures += 1;
+      return;
+    }
+    const timer = setInterval(probe, OUTAGE_PROBE_MS);
+    // The probe must not keep a stopping process alive.
+    timer.unref();
+    down = { since: Date.now(), failures: 1, probe: timer };
+    log.warn('queue: database unavailable; workers back off until it returns', { error: (err as Error)?.message });
+  };
 }

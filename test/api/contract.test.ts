@@ -1,9 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
-import { loadSpec, type Operation } from '../../src/api/spec.ts';
+import { ajv, doc, resolve, responseDef, spec, validatorFor } from '../helpers/contract.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { eventually, startTestService, type TestService } from '../helpers/service.ts';
 
@@ -13,72 +11,6 @@ import { eventually, startTestService, type TestService } from '../helpers/servi
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const spec = loadSpec();
-const doc = spec.document;
-
-// ---------------------------------------------------------------------------------------------
-// Response validators, compiled from the document as src/api/spec.ts compiles request schemas.
-
-const SPEC_ID = 'urn:hookrelay:openapi:responses';
-
-function rewriteRefs(schema: unknown): any {
-  if (Array.isArray(schema)) return schema.map(rewriteRefs);
-  if (schema === null || typeof schema !== 'object') return schema;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(schema)) out[k] = k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? SPEC_ID + v : rewriteRefs(v);
-  return out;
-}
-
-/**
- * The same schemas with every object that lists its properties closed
- * (`unevaluatedProperties: false`), so that an answer carrying a field the document does not
- * describe fails too.
- */
-function closeObjects(schema: unknown): any {
-  if (Array.isArray(schema)) return schema.map(closeObjects);
-  if (schema === null || typeof schema !== 'object') return schema;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(schema)) out[k] = k === 'examples' ? v : closeObjects(v);
-  if (out.properties && out.additionalProperties === undefined && out.unevaluatedProperties === undefined) out.unevaluatedProperties = false;
-  return out;
-}
-
-const ajv = new Ajv2020({ allErrors: true, strict: false });
-(addFormats as unknown as (a: Ajv2020) => void)(ajv);
-ajv.addSchema({ $id: SPEC_ID, components: closeObjects(doc.components) });
-
-function resolve<T = any>(node: any): T {
-  if (!node?.$ref) return node as T;
-  const target = (node.$ref as string).replace(/^#\//, '').split('/').reduce<any>((n, key) => n?.[key], doc);
-  if (!target) throw new Error(`unresolved ${node.$ref}`);
-  return resolve(target);
-}
-
-function op(operationId: string): Operation {
-  const found = spec.operations.get(operationId);
-  if (!found) throw new Error(`no operation ${operationId}`);
-  return found;
-}
-
-function responseDef(operationId: string, status: number): any {
-  const o = op(operationId);
-  const def = doc.paths[o.path][o.method.toLowerCase()].responses[String(status)];
-  if (!def) throw new Error(`${operationId} documents no ${status} response`);
-  return resolve(def);
-}
-
-const validators = new Map<string, ValidateFunction>();
-function validatorFor(operationId: string, status: number, mediaType: string): ValidateFunction {
-  const key = `${operationId} ${status} ${mediaType}`;
-  let v = validators.get(key);
-  if (!v) {
-    const schema = responseDef(operationId, status).content?.[mediaType]?.schema;
-    if (!schema) throw new Error(`${key}: no schema in the document`);
-    v = ajv.compile(closeObjects(rewriteRefs(schema)));
-    validators.set(key, v);
-  }
-  return v;
-}
 
 /** `operationId status` of every answer conforms() checked; the last test asks that every operation had a 2xx. */
 const checked = new Set<string>();

@@ -5,6 +5,7 @@ import { createToken, SCOPES } from '../../src/api/tokens.ts';
 import { createLogger } from '../../src/log.ts';
 import { startService, type Service } from '../../src/main.ts';
 import { freshDatabase } from './db.ts';
+import { checkResponse, seenFromKoa } from './contract.ts';
 
 /** A fixed master key for test services (any 32 bytes; tests never share databases). */
 export const TEST_MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
@@ -20,16 +21,22 @@ export interface TestService {
   config: Config;
   /** Every log line the service wrote, as parsed JSON. */
   logs: Record<string, any>[];
+  /**
+   * Answers that did not match openapi.yaml (status, media type, headers, body schema). Any
+   * left at the end of the test fail it; a test that provokes one on purpose empties this.
+   */
+  contractViolations: string[];
   /** fetch against the API with the token set (pass `auth: false` to leave it out). */
   api(path: string, init?: RequestInit & { json?: unknown; auth?: boolean }): Promise<Response>;
 }
 
 /**
  * The whole service in this process (API and worker, as `npm start` runs it) on a fresh
- * database, listening on a free port. Stopped at teardown.
+ * database (or on `options.dbUrl`), listening on a free port. Stopped at teardown. Every
+ * answer it gives is validated against openapi.yaml; a violation fails the test.
  */
-export async function startTestService(t: ExecutionContext, env: Record<string, string> = {}): Promise<TestService> {
-  const dbUrl = await freshDatabase(t, { migrate: false });
+export async function startTestService(t: ExecutionContext, env: Record<string, string> = {}, options: { dbUrl?: string } = {}): Promise<TestService> {
+  const dbUrl = options.dbUrl ?? (await freshDatabase(t, { migrate: false }));
   const config = loadConfig({
     DATABASE_URL: dbUrl,
     PORT: '0',
@@ -47,8 +54,19 @@ export async function startTestService(t: ExecutionContext, env: Record<string, 
   stream.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line));
   });
-  const service = await startService(config, createLogger({ level: 'debug', stream }));
+  const contractViolations: string[] = [];
+  const service = await startService(config, createLogger({ level: 'debug', stream }), {
+    onResponse(operation, ctx) {
+      const found = checkResponse(operation.operationId, seenFromKoa(ctx));
+      for (const v of found) contractViolations.push(`${ctx.method} ${ctx.url}: ${v}`);
+    },
+  });
   t.teardown(() => service.stop());
+  t.teardown(() => {
+    if (contractViolations.length > 0) {
+      throw new Error(`answers that do not match openapi.yaml:\n${contractViolations.slice(0, 20).join('\n')}`);
+    }
+  });
   // Every scope, admin included, so that tests not about scopes are not affected by them.
   const { token } = await createToken(service.db.db, 'test', { scopes: SCOPES });
   const url = `http://127.0.0.1:${service.port}`;
@@ -59,6 +77,7 @@ export async function startTestService(t: ExecutionContext, env: Record<string, 
     token,
     config,
     logs,
+    contractViolations,
     api(path, init = {}) {
       const headers = new Headers(init.headers);
       if (init.auth !== false && !headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
