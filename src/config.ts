@@ -47,6 +47,8 @@ export interface Config {
   health: HealthSettings;
   /** Deliveries accept TLS certificates that do not verify (HOOKRELAY_TLS_INSECURE). */
   tlsInsecure: boolean;
+  /** GET /metrics needs no token (HOOKRELAY_METRICS_PUBLIC). */
+  metricsPublic: boolean;
   /** Networks deliveries may reach although they are not public (HOOKRELAY_ALLOW_NETWORKS). */
   allowNetworks: AllowList;
   /** Default per-token rate limit of the API, per process (tokens may have their own). */
@@ -104,6 +106,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS', default: '5000', unit: 'ms', doc: 'Longest wait for a database connection, free in the pool or new. Past it the API answers 503 `database_unavailable` with Retry-After (PostgreSQL down or the pool exhausted) instead of holding the request.' },
   { env: 'HOOKRELAY_RATE_LIMIT_PER_SECOND', default: '200', unit: 'requests/s', doc: 'Default API requests per second per token, refilling its bucket; per API instance (buckets live in each process\'s memory). A token\'s own limit (`token create --rate`) replaces it.' },
   { env: 'HOOKRELAY_RATE_LIMIT_BURST', default: '400', unit: 'requests', doc: 'Default bucket size per token: requests it may make at once before being limited to the rate. Over the limit: 429 with Retry-After.' },
+  { env: 'HOOKRELAY_METRICS_PUBLIC', default: 'false', unit: 'true|false', doc: 'Serve `GET /metrics` without a token (for a Prometheus on a trusted network). Otherwise it needs a token with the `admin` scope.' },
   { env: 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS', default: '30000', unit: 'ms', doc: 'On SIGTERM/SIGINT, how long in-flight deliveries may finish before the process exits anyway.' },
 ]);
 
@@ -185,6 +188,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (tlsInsecureText !== 'true' && tlsInsecureText !== 'false') {
     throw new ConfigError(`HOOKRELAY_TLS_INSECURE must be true or false (got ${JSON.stringify(tlsInsecureText)})`);
   }
+  const metricsPublicText = raw(env, 'HOOKRELAY_METRICS_PUBLIC') ?? 'false';
+  if (metricsPublicText !== 'true' && metricsPublicText !== 'false') {
+    throw new ConfigError(`HOOKRELAY_METRICS_PUBLIC must be true or false (got ${JSON.stringify(metricsPublicText)})`);
+  }
   return Object.freeze({
     port: int(env, 'PORT', 0, 65535),
     host: raw(env, 'HOST') ?? '0.0.0.0',
@@ -218,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     allowNetworks,
     tlsInsecure: tlsInsecureText === 'true',
+    metricsPublic: metricsPublicText === 'true',
     rateLimit: Object.freeze({
       perSecond: int(env, 'HOOKRELAY_RATE_LIMIT_PER_SECOND', 1, 1_000_000),
       burst: int(env, 'HOOKRELAY_RATE_LIMIT_BURST', 1, 1_000_000),

@@ -14,6 +14,7 @@ import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
 import { startWorker, type Worker } from './delivery/worker.ts';
 import { createLogger, type Logger } from './log.ts';
+import { createMetrics } from './observability/metrics.ts';
 
 /**
  * The composition root: config → log → database (embedded when DATABASE_URL is unset) →
@@ -52,6 +53,8 @@ export async function startService(config: Config, log: Logger, options: Service
     await migrate(connectionString, log);
     const db = createDb(connectionString, { max: config.dbPoolMax, acquireTimeoutMs: config.dbAcquireTimeoutMs });
     cleanups.push(() => db.close());
+    // One registry per service (GET /metrics), shared by its API and worker.
+    const metrics = createMetrics({ db: db.db, pool: db.pool, log });
     const adminId = config.adminToken ? await ensureAdminToken(db.db, config.adminToken) : undefined;
     // HOOKRELAY_ADMIN_TOKEN has the admin scope (the authenticator grants it too; this makes
     // `token list` say so).
@@ -67,7 +70,7 @@ export async function startService(config: Config, log: Logger, options: Service
       sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure });
       const s = sender;
       cleanups.push(() => s.close());
-      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health });
+      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics });
       const w = worker;
       cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }
@@ -85,6 +88,7 @@ export async function startService(config: Config, log: Logger, options: Service
         auth: createAuthenticator(db.db, adminId && config.adminToken ? { token: config.adminToken, id: adminId } : undefined),
         onSubmitted: worker ? worker.wake : undefined,
         onResponse: options.onResponse,
+        metrics,
         readiness: async () => ({
           // Bounded: a server that accepts connections but never answers must not hang /readyz.
           database: await withTimeout(db.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute(), config.dbAcquireTimeoutMs + 1_000)

@@ -18,13 +18,16 @@ import { endpointHandlers } from './endpoints.ts';
 import { healthHandlers, type Readiness } from './health.ts';
 import { signatureHandlers } from './signatures.ts';
 import { deadLetterHandlers } from './dead-letters.ts';
+import { docsRoutes } from './docs.ts';
 import { uiRoutes } from './ui.ts';
+import { statsHandlers } from './stats.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 export interface AppDeps {
   db: Db;
   boss: PgBoss;
   keyring: Keyring;
-  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'> & Partial<Pick<Config, 'rateLimit'>>;
+  config: Pick<Config, 'maxPayloadBytes' | 'retry' | 'allowNetworks'> & Partial<Pick<Config, 'rateLimit' | 'metricsPublic'>>;
   log: Logger;
   auth: Authenticator;
   readiness: Readiness;
@@ -38,6 +41,8 @@ export interface AppDeps {
    * tests check each one against openapi.yaml here.
    */
   onResponse?: (operation: Operation, ctx: Koa.ParameterizedContext<RequestState>) => void;
+  /** The service's Prometheus metrics: GET /metrics renders them; each answer is observed. */
+  metrics?: Metrics;
 }
 
 export interface RequestState {
@@ -65,7 +70,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function createApp(deps: AppDeps): Koa<RequestState> {
   const spec = deps.spec ?? loadSpec();
-  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers, ...tokenHandlers };
+  const handlers: Record<string, Handler> = { ...webhookHandlers, ...endpointHandlers, ...signatureHandlers, ...deadLetterHandlers, ...healthHandlers, ...tokenHandlers, ...statsHandlers };
   const rateLimiter = deps.rateLimiter ?? createRateLimiter();
   const defaultLimits = deps.config.rateLimit ?? { perSecond: 200, burst: 400 };
   const app = new Koa<RequestState>();
@@ -88,6 +93,8 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
       if (deps.onResponse && ctx.state.operation) deps.onResponse(ctx.state.operation, ctx);
       // 503 is a known state (the database is away), logged where it is detected.
       const level = ctx.status === 503 ? 'warn' : ctx.status >= 500 ? 'error' : 'debug';
+      // By operation path template (never raw ids), so the label set stays bounded.
+      deps.metrics?.apiRequest(ctx.method, ctx.state.operation?.path ?? 'unmatched', ctx.status, (performance.now() - started) / 1000);
       ctx.state.log.log(level, 'request', { method: ctx.method, path: ctx.path, status: ctx.status, durationMs: Math.round(performance.now() - started) });
     }
   });
@@ -112,7 +119,8 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
     const method = operation.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
     router[method](operation.routerPath, async (ctx, next) => {
       ctx.state.operation = operation;
-      if (operation.secured) {
+      // HOOKRELAY_METRICS_PUBLIC=true: GET /metrics asks for no token.
+      if (operation.secured && !(operation.operationId === 'getMetrics' && deps.config.metricsPublic)) {
         const token = await authenticate(ctx, deps);
         limitRate(ctx, rateLimiter, token, defaultLimits);
         authorize(ctx, operation, token);
@@ -150,6 +158,8 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
   for (const handler of Object.keys(handlers)) {
     if (!spec.operations.has(handler)) throw new Error(`handler ${handler} has no operation in openapi.yaml`);
   }
+  // The API reference (/docs, /openapi.yaml) is not an operation of the document it renders.
+  app.use(docsRoutes());
   app.use(router.routes());
   return app;
 }

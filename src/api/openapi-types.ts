@@ -352,6 +352,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Delivery figures as JSON (backlog, last hour, worst endpoints)
+         * @description The figures of `GET /metrics` for people without Prometheus, read from PostgreSQL at
+         *     each request (so they cover every instance): the backlog by state, the age of the
+         *     oldest pending webhook, the last hour's totals and its minutes, attempts by outcome
+         *     and the endpoints in the worst health.
+         */
+        get: operations["getStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Prometheus text exposition format 0.0.4: `hookrelay_*` counters and histograms of this
+         *     process, backlog and endpoint gauges read from PostgreSQL (cached for 5 s), PostgreSQL
+         *     pool usage and process metrics. Needs a token with the `admin` scope, unless the server
+         *     runs with HOOKRELAY_METRICS_PUBLIC=true (then no token is asked for).
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -800,6 +846,62 @@ export interface components {
         TokenList: {
             data: components["schemas"]["Token"][];
             nextCursor: string | null;
+        };
+        Stats: {
+            /** Format: date-time */
+            generatedAt: string;
+            /** @description Webhooks not yet delivered or dead, by status. */
+            backlog: {
+                pending: number;
+                retrying: number;
+                held: number;
+            };
+            /** @description Seconds since the oldest pending or retrying webhook was accepted; null when there is none. */
+            oldestPendingAgeSeconds: number | null;
+            /** @description The last 60 minutes: webhooks accepted, delivered and dead, attempts made. */
+            lastHour: {
+                accepted: number;
+                delivered: number;
+                failedAttempts: number;
+                /** @description Dead letters recorded. */
+                dead: number;
+                attempts: number;
+                /** @description Successful attempts over attempts; null without attempts. */
+                successRate: number | null;
+            };
+            /** @description The last 60 whole minutes (the current one last), oldest first, zero-filled. */
+            perMinute: {
+                /**
+                 * Format: date-time
+                 * @description Start of the minute.
+                 */
+                minute: string;
+                accepted: number;
+                delivered: number;
+                /** @description Failed attempts. */
+                failed: number;
+                dead: number;
+            }[];
+            /** @description Attempts of the last hour by outcome: http_3xx is a redirect (not followed); network covers refused and reset connections, DNS, TLS and invalid responses. */
+            attemptsByOutcome: {
+                success: number;
+                http_3xx: number;
+                http_4xx: number;
+                http_5xx: number;
+                timeout: number;
+                network: number;
+                blocked: number;
+            };
+            /** @description Up to 10 live (not deleted) endpoints, worst first: disabled ones, then open, half-open and closed circuits, each by lowest health score, then most consecutive failures. */
+            worstEndpoints: {
+                endpointId: string;
+                url: string;
+                healthScore: number;
+                /** @enum {string} */
+                circuitState: "closed" | "open" | "half_open";
+                consecutiveFailures: number;
+                disabled: boolean;
+            }[];
         };
     };
     responses: {
@@ -1554,6 +1656,54 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures, as of `generatedAt`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain; version=0.0.4": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
         };
