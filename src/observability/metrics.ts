@@ -176,16 +176,15 @@ interface DbFigures {
 }
 
 async function readDbFigures(db: Db): Promise<DbFigures> {
-  const [backlog, worst, counts] = await Promise.all([
-    backlogFigures(db),
-    worstEndpoints(db),
-    db.selectFrom('endpoints as e')
-      .innerJoin('endpoint_health as h', 'h.endpoint_id', 'e.id')
-      .where('e.deleted_at', 'is', null)
-      .select((eb) => ['h.circuit_state', 'e.enabled', eb.fn.countAll<string>().as('n')])
-      .groupBy(['h.circuit_state', 'e.enabled'])
-      .execute(),
-  ]);
+  // One after the other: a scrape holds at most one pooled connection.
+  const backlog = await backlogFigures(db);
+  const worst = await worstEndpoints(db);
+  const counts = await db.selectFrom('endpoints as e')
+    .innerJoin('endpoint_health as h', 'h.endpoint_id', 'e.id')
+    .where('e.deleted_at', 'is', null)
+    .select((eb) => ['h.circuit_state', 'e.enabled', eb.fn.countAll<string>().as('n')])
+    .groupBy(['h.circuit_state', 'e.enabled'])
+    .execute();
   const endpoints = { closed: 0, half_open: 0, open: 0, disabled: 0 };
   for (const r of counts) {
     const n = Number(r.n);
