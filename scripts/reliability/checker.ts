@@ -258,42 +258,58 @@ export function check(input: CheckInput): CheckReport {
   }
   for (const id of receiptsOf.keys()) if (!webhooks.has(id)) flag(id, 'received-unknown-id');
 
-  // Receiver-side duplicates. Of a webhook-id's accepted receipts, the one its recorded
-  // success attempt covers is the delivery; every other one needs a reason.
+  // Receiver-side duplicates. Every recorded attempt that could have reached a receiver and
+  // been accepted there (the success, and failures that saw no answer: timeouts, resets)
+  // accounts for at most one accepted receipt, made after the attempt began. Receipts are
+  // paired with such attempts, earliest first (for "began before" constraints this pairs as
+  // many as any assignment can); a receiver answering late, or a loaded receiver process, only
+  // delays receipts, which this tolerates. One receipt is the delivery; a further one paired
+  // with an unanswered attempt is explained by that timeout; an unpaired one (an attempt
+  // nobody recorded) must lie in a fault's window, or it is unexplained.
   let duplicateCount = 0;
   let duplicateIds = 0;
   let explainedByFault = 0;
   let explainedByTimeout = 0;
   const unexplainedIds: string[] = [];
   let unexplained = 0;
-  const covers = (r: Receipt, a: LedgerAttempt) => r.at >= a.startedAt - slackMs && r.at <= a.startedAt + a.durationMs + slackMs;
   const inFaultWindow = (r: Receipt) => faults.some((f) => r.at >= f.at - explainBeforeMs && r.at <= f.until + explainAfterMs);
   for (const [id, list] of receiptsOf) {
     const accepted = list.filter((r) => is2xx(r.status)).sort((a, b) => a.at - b.at);
     if (accepted.length < 2) continue;
     duplicateIds += 1;
     duplicateCount += accepted.length - 1;
-    const attempts = attemptsOf.get(id) ?? [];
-    const success = attempts.find((a) => a.outcome === 'success');
-    let recorded = success ? accepted.findIndex((r) => covers(r, success)) : -1;
-    if (recorded < 0) recorded = accepted.length - 1;
-    // Attempts that saw no answer although the receiver got the request: timeouts, resets.
-    const unanswered = attempts.filter((a) => a.outcome !== 'success' && a.statusCode === null);
-    const used = new Set<LedgerAttempt>();
+    const candidates = (attemptsOf.get(id) ?? [])
+      .filter((a) => a.outcome === 'success' || a.statusCode === null)
+      .sort((a, b) => a.startedAt - b.startedAt);
+    const paired = new Set<LedgerAttempt>();
+    let timeouts = 0;
+    let successPaired = false;
+    const unpaired: Receipt[] = [];
+    for (const r of accepted) {
+      const attempt = candidates.find((a) => !paired.has(a) && a.startedAt - slackMs <= r.at);
+      if (!attempt) {
+        unpaired.push(r);
+        continue;
+      }
+      paired.add(attempt);
+      if (attempt.outcome === 'success') successPaired = true;
+      else timeouts += 1;
+    }
+    // The delivery itself needs no explanation.
+    if (!successPaired) {
+      if (unpaired.length > 0) unpaired.pop();
+      else timeouts -= 1;
+    }
+    explainedByTimeout += timeouts;
     let idUnexplained = false;
-    accepted.forEach((r, i) => {
-      if (i === recorded) return;
-      const timeout = unanswered.find((a) => !used.has(a) && covers(r, a));
-      if (timeout) {
-        used.add(timeout);
-        explainedByTimeout += 1;
-      } else if (inFaultWindow(r)) {
+    for (const r of unpaired) {
+      if (inFaultWindow(r)) {
         explainedByFault += 1;
       } else {
         unexplained += 1;
         idUnexplained = true;
       }
-    });
+    }
     if (idUnexplained && unexplainedIds.length < listLimit) unexplainedIds.push(id);
   }
 

@@ -176,6 +176,20 @@ test('a duplicate explained by an attempt that timed out after the receiver got 
   t.like(report.duplicates, { count: 1, webhookIds: 1, explainedByTimeout: 1, explainedByFault: 0, unexplained: 0 });
 });
 
+test('a timeout still explains a receipt that reached a loaded receiver only after the next attempt began', (t) => {
+  const run = cleanRun();
+  run.ledger.attempts[1] = { webhookId: 'w2', attempt: 1, statusCode: null, outcome: 'failure', errorClass: 'timeout', startedAt: 1050, durationMs: 1000 };
+  run.ledger.attempts[2] = { webhookId: 'w2', attempt: 2, statusCode: 200, outcome: 'success', errorClass: null, startedAt: 2300, durationMs: 20 };
+  run.receipts[1] = { webhookId: 'w2', at: 2350, status: 200 };
+  run.receipts[2] = { webhookId: 'w2', at: 2310, status: 200 };
+  const report = check(run);
+  t.true(report.ok);
+  t.like(report.duplicates, { count: 1, explainedByTimeout: 1, unexplained: 0 });
+  // Two receipts for one success and no timeout: one of them is unexplained.
+  run.ledger.attempts[1] = { webhookId: 'w2', attempt: 1, statusCode: 503, outcome: 'failure', errorClass: 'http_status', startedAt: 1050, durationMs: 10 };
+  t.like(check(run).duplicates, { count: 1, explainedByTimeout: 0, unexplained: 1 });
+});
+
 test('a duplicate explained by a fault window', (t) => {
   const run = cleanRun();
   // A worker killed at 1060, after the receiver accepted w1 but before the attempt was recorded.
