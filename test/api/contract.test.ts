@@ -423,6 +423,20 @@ test.serial('the response validators are not vacuous: a wrong type, a missing or
   t.false(problem({ ...base, status: '400' }));
 });
 
+test.serial('getStats and getMetrics: answers validate against the document', async (t) => {
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const stats = await conforms(t, await svc.api('/api/v1/stats'), 'getStats', 200);
+  t.is(stats.perMinute.length, 60);
+  await conforms(t, await svc.api('/api/v1/stats', { auth: false }), 'getStats', 401);
+  // Text, not JSON: status, media type and content checked here.
+  const metrics = await svc.api('/metrics');
+  t.is(metrics.status, 200);
+  t.regex(metrics.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  t.regex(await metrics.text(), /^# TYPE hookrelay_webhooks_accepted_total counter$/m);
+  checked.add('getMetrics 200');
+  await conforms(t, await svc.api('/metrics', { auth: false }), 'getMetrics', 401);
+});
+
 // Last of the serial tests, which run in the order they are declared: every operation in the
 // document had at least one success answer validated above.
 test.serial('every operation in openapi.yaml had a happy-path answer validated', (t) => {
