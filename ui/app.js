@@ -52,6 +52,12 @@ function showSignedIn(signedIn) {
   $('view').hidden = !signedIn;
 }
 
+/** After a navigation, keyboard and screen reader users start at the new content. */
+async function routeAndFocus() {
+  await route();
+  if (session.token()) $('main').focus({ preventScroll: true });
+}
+
 async function route() {
   if (!session.token()) {
     current = null;
@@ -119,7 +125,7 @@ $('login-form').addEventListener('submit', async (event) => {
   input.value = '';
   flash('Signed in.');
   if (!location.hash) location.hash = '#/overview';
-  else route();
+  else routeAndFocus();
 });
 
 $('sign-out').addEventListener('click', () => {
@@ -135,7 +141,7 @@ window.addEventListener('hookrelay:unauthorized', () => {
 });
 window.addEventListener('hashchange', () => {
   $('flash').textContent = '';
-  route();
+  routeAndFocus();
 });
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') tick();

@@ -64,6 +64,11 @@ export function duration(seconds) {
   return `${Math.floor(s / 86400)} d${Math.floor((s % 86400) / 3600) ? ` ${Math.floor((s % 86400) / 3600)} h` : ''}`;
 }
 
+/** 250 ms, 30 s, 1 h */
+export function millis(ms) {
+  return ms < 1000 ? `${ms} ms` : duration(ms / 1000);
+}
+
 export function badge(value) {
   return h('span', { class: `badge badge-${String(value).replace(/[^a-z_]/g, '')}` }, String(value).replace('_', ' '));
 }

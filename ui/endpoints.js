@@ -73,10 +73,10 @@ function mountDetail(root, id, ctx) {
     const r = rotations.get(id);
     if (!r) return swap(rotation);
     swap(rotation, h('div', { class: 'notice', 'data-testid': 'rotation' },
-      h('p', {}, 'New current key ', code(r.keyId), ' since ', time(r.at), '.'),
+      h('p', {}, 'New current key ', code(r.keyId), ' since ', time(r.at), '. '),
       r.previousKeyId
         ? h('p', {}, 'The previous key ', code(r.previousKeyId), r.previousKeyExpiresAt && Date.parse(r.previousKeyExpiresAt) > Date.parse(r.at)
-          ? ['keeps signing until ', time(r.previousKeyExpiresAt), ` (grace period ${duration(r.graceSeconds)}): receivers accept either secret meanwhile.`]
+          ? [' keeps signing until ', time(r.previousKeyExpiresAt), ` (grace period ${duration(r.graceSeconds)}): receivers accept either secret meanwhile.`]
           : ' was retired at once (no grace period).')
         : null,
       r.publicKey ? h('p', {}, 'Public key: ', code(r.publicKey)) : null));

@@ -10,6 +10,8 @@ const SERIES = [
   { key: 'dead', label: 'Dead', cls: 's-dead' },
 ];
 
+const OUTCOMES = { success: 'Success', http_3xx: 'HTTP 3xx (redirect)', http_4xx: 'HTTP 4xx', http_5xx: 'HTTP 5xx', timeout: 'Timeout', network: 'Network', blocked: 'Blocked destination' };
+
 export function mount(root) {
   const body = h('div', { 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
   root.append(h('h1', {}, 'Overview'), body);
@@ -46,6 +48,10 @@ function render(s) {
       h('h2', { id: 'chart-title' }, 'Last hour, per minute'),
       chart(s.perMinute ?? []),
       perMinuteTable(s.perMinute ?? [])),
+    h('section', { 'aria-labelledby': 'outcomes-title' },
+      h('h2', { id: 'outcomes-title' }, 'Attempts by outcome, last hour'),
+      h('ul', { class: 'outcomes' }, Object.entries(s.attemptsByOutcome ?? {}).map(([k, v]) =>
+        h('li', {}, h('span', { class: 'outcome-name' }, OUTCOMES[k] ?? k), ' ', h('strong', {}, String(v)))))),
     h('section', { 'aria-labelledby': 'worst-title' },
       h('h2', { id: 'worst-title' }, 'Least healthy endpoints'),
       table('Least healthy endpoints', ['Endpoint', 'Health score', 'Circuit', 'Consecutive failures', 'Enabled'],
@@ -66,37 +72,35 @@ function card(title, value, note) {
 
 export function score(value) {
   if (value === undefined || value === null) return h('span', { class: 'muted' }, '—');
+  value = Math.round(value);
   const level = value >= 80 ? 'good' : value >= 50 ? 'fair' : 'poor';
   return h('span', { class: `score score-${level}` }, h('meter', { min: 0, max: 100, low: 50, high: 80, optimum: 100, value, 'aria-hidden': 'true' }), ` ${value}`);
 }
 
-/** A line per series over the minutes; the table below carries the same numbers for screen readers. */
+/**
+ * A line per series over the minutes. The drawing stretches to the width; the axis labels
+ * are HTML around it so they keep their size. The table below carries the same numbers.
+ */
 function chart(minutes) {
-  const W = 720;
-  const H = 220;
-  const pad = { l: 40, r: 10, t: 10, b: 28 };
+  const W = 600;
+  const H = 200;
   const max = Math.max(1, ...minutes.flatMap((m) => SERIES.map((s) => m[s.key] ?? 0)));
   const n = Math.max(minutes.length, 2);
-  const x = (i) => pad.l + (i * (W - pad.l - pad.r)) / (n - 1);
-  const y = (v) => pad.t + (H - pad.t - pad.b) * (1 - v / max);
-  const grid = [0, 0.5, 1].map((f) => {
-    const v = Math.round(max * f);
-    return [
-      svg('line', { x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v), class: 'grid' }),
-      svg('text', { x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, String(v)),
-    ];
-  });
-  const labels = [[0, '60 min ago'], [Math.floor((n - 1) / 2), '30 min ago'], [n - 1, 'now']].map(([i, text]) =>
-    svg('text', { x: x(i), y: H - 8, 'text-anchor': i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle', class: 'axis' }, text));
+  const x = (i) => (i * W) / (n - 1);
+  const y = (v) => 4 + (H - 8) * (1 - v / max);
+  const grid = [0, 0.5, 1].map((f) => svg('line', { x1: 0, x2: W, y1: y(max * f), y2: y(max * f), class: 'grid' }));
   const lines = SERIES.map((s) => svg('polyline', {
     class: `line ${s.cls}`,
     points: minutes.map((m, i) => `${x(i).toFixed(1)},${y(m[s.key] ?? 0).toFixed(1)}`).join(' '),
   }));
   const total = (key) => minutes.reduce((sum, m) => sum + (m[key] ?? 0), 0);
   return h('figure', { class: 'chart' },
-    svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': 'chart-svg-title', preserveAspectRatio: 'none' },
-      svg('title', { id: 'chart-svg-title' }, `Per minute over the last hour: ${SERIES.map((s) => `${s.label.toLowerCase()} ${total(s.key)}`).join(', ')}`),
-      grid, labels, lines),
+    h('div', { class: 'chart-plot' },
+      h('div', { class: 'y-axis', 'aria-hidden': 'true' }, h('span', {}, String(max)), h('span', {}, String(Math.round(max / 2) === max / 2 ? max / 2 : '')), h('span', {}, '0')),
+      svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': 'chart-svg-title', preserveAspectRatio: 'none' },
+        svg('title', { id: 'chart-svg-title' }, `Per minute over the last hour: ${SERIES.map((s) => `${s.label.toLowerCase()} ${total(s.key)}`).join(', ')}`),
+        grid, lines)),
+    h('div', { class: 'x-axis', 'aria-hidden': 'true' }, h('span', {}, '60 min ago'), h('span', {}, '30 min ago'), h('span', {}, 'now')),
     h('figcaption', { class: 'legend' }, SERIES.map((s) => h('span', { class: 'legend-item' }, h('span', { class: `swatch ${s.cls}`, 'aria-hidden': 'true' }), `${s.label} (${total(s.key)})`))));
 }
 

@@ -1,7 +1,7 @@
 // Webhooks: the list with the API's filters and cursor paging, and one webhook with its
 // attempt timeline, the headers it is sent with, and a retry button.
 import { api } from './api.js';
-import { badge, code, duration, facts, field, h, link, localToIso, select, swap, table, time } from './dom.js';
+import { badge, code, facts, field, h, link, localToIso, millis, select, swap, table, time } from './dom.js';
 
 const STATUSES = [['', 'any'], ['pending', 'pending'], ['retrying', 'retrying'], ['delivered', 'delivered'], ['dead', 'dead'], ['held', 'held']];
 
@@ -136,7 +136,7 @@ function mountDetail(root, id, ctx) {
         ['Delivered', time(w.deliveredAt)],
         ['Error', w.error ? h('span', { class: 'error-text' }, w.error) : null],
         ['Idempotency key', w.idempotencyKey ? code(w.idempotencyKey) : null],
-        ['Retry policy', `${w.retryPolicy.maxAttempts} attempts, ${duration(w.retryPolicy.baseDelayMs / 1000)} first delay, ×${w.retryPolicy.backoffFactor}, at most ${duration(w.retryPolicy.maxDelayMs / 1000)}`],
+        ['Retry policy', `${w.retryPolicy.maxAttempts} attempt${w.retryPolicy.maxAttempts === 1 ? '' : 's'}; delays from ${millis(w.retryPolicy.baseDelayMs)}, ×${w.retryPolicy.backoffFactor}, at most ${millis(w.retryPolicy.maxDelayMs)}`],
       ]),
       h('section', { 'aria-labelledby': 'attempts-title' },
         h('h2', { id: 'attempts-title' }, `Attempts (${w.attempts.length})`),
