@@ -38,6 +38,8 @@ export interface Config {
   retry: RetryPolicy;
   workerBatchSize: number;
   workerConcurrency: number;
+  /** Attempts in flight per endpoint per process (HOOKRELAY_ENDPOINT_CONCURRENCY). */
+  endpointConcurrency: number;
   queueHeartbeatSeconds: number;
   queueSuperviseSeconds: number;
   dbPoolMax: number;
@@ -100,6 +102,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_DISABLE_AFTER_SECONDS', default: '432000', unit: 's', doc: 'An endpoint failing without a single success for this long is disabled (5 days); its webhooks are held.' },
   { env: 'HOOKRELAY_WORKER_BATCH_SIZE', default: '50', unit: 'jobs', doc: 'Jobs a worker fetches at once (FOR UPDATE SKIP LOCKED).' },
   { env: 'HOOKRELAY_WORKER_CONCURRENCY', default: '2', unit: 'fetch loops', doc: 'Fetch loops per process; in-flight deliveries are at most batch size times this.' },
+  { env: 'HOOKRELAY_ENDPOINT_CONCURRENCY', default: '64', unit: 'attempts', doc: 'Most attempts in flight to one endpoint at once, over all workers (its jobs are grouped by endpoint), so one slow endpoint cannot take every slot; the rest of its webhooks wait in the queue. Also the connections per origin of each worker.' },
   { env: 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', default: '10', unit: 's (>= 10)', doc: 'A job whose worker stops heart-beating for this long (a killed process) is handed to another worker.' },
   { env: 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', default: '2', unit: 's', doc: 'How often lost jobs (missed heartbeats, expiry) are looked for.' },
   { env: 'HOOKRELAY_DB_POOL_MAX', default: '10', unit: 'connections', doc: 'Connections in hookrelay\'s own pool (the queue keeps a pool of the same size).' },
@@ -209,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retry: Object.freeze(retry),
     workerBatchSize: int(env, 'HOOKRELAY_WORKER_BATCH_SIZE', 1, 1000),
     workerConcurrency: int(env, 'HOOKRELAY_WORKER_CONCURRENCY', 1, 64),
+    endpointConcurrency: int(env, 'HOOKRELAY_ENDPOINT_CONCURRENCY', 1, 100_000),
     queueHeartbeatSeconds: int(env, 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', 10, 3600),
     queueSuperviseSeconds: int(env, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', 1, 3600),
     dbPoolMax: int(env, 'HOOKRELAY_DB_POOL_MAX', 2, 1000),

@@ -67,7 +67,8 @@ export async function startService(config: Config, log: Logger, options: Service
     let sender: Sender | undefined;
     if (config.roles.includes('worker')) {
       if (config.tlsInsecure) log.warn('HOOKRELAY_TLS_INSECURE=true: receivers\' TLS certificates are NOT verified; use this only for testing');
-      sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure });
+      // As many sockets per origin as attempts one endpoint may have in flight: none waits for a socket.
+      sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure, connections: config.endpointConcurrency });
       const s = sender;
       cleanups.push(() => s.close());
       worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics });

@@ -65,6 +65,7 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_RETRY_BACKOFF_FACTOR: config.retry.backoffFactor,
     HOOKRELAY_WORKER_BATCH_SIZE: config.workerBatchSize,
     HOOKRELAY_WORKER_CONCURRENCY: config.workerConcurrency,
+    HOOKRELAY_ENDPOINT_CONCURRENCY: config.endpointConcurrency,
     HOOKRELAY_QUEUE_HEARTBEAT_SECONDS: config.queueHeartbeatSeconds,
     HOOKRELAY_QUEUE_SUPERVISE_SECONDS: config.queueSuperviseSeconds,
     HOOKRELAY_DB_POOL_MAX: config.dbPoolMax,

@@ -54,77 +54,218 @@ export const RESPONSE_EXCERPT_BYTES = 1024;
  * returned.
  */
 export async function recordAttempt(db: Db, boss: PgBoss, rec: AttemptRecord): Promise<Recorded> {
+  const [recorded] = await recordAttempts(db, boss, [rec]);
+  return recorded!;
+}
+
+/**
+ * `recordAttempt` for many attempts at once, in ONE transaction with a fixed number of
+ * statements whatever the count: one UPDATE of the webhooks (from arrays, guarded by the
+ * attempt count as above), one multi-row INSERT of attempts, one of dead letters, one insert
+ * of next jobs, one completion of every job, and per endpoint one locked read and one update
+ * of its health row. Answers in the order of `recs`.
+ *
+ * Each webhook may appear once (the caller splits duplicates across calls). Health rows are
+ * locked in endpoint id order, so two batches touching the same endpoints cannot deadlock on
+ * them; the webhook rows are updated in id order for the same reason, and a deadlock the
+ * planner still manages to produce fails the batch, which the Recorder then records job by job.
+ */
+export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]): Promise<Recorded[]> {
+  if (recs.length === 0) return [];
+  if (new Set(recs.map((r) => r.webhookId)).size !== recs.length) throw new Error('recordAttempts: a webhook appears twice in one batch');
   return db.transaction().execute(async (trx) => {
     const now = new Date();
-    const { result, outcome } = rec;
-    const status: WebhookStatus = outcome.kind === 'delivered' ? 'delivered' : outcome.kind === 'dead' ? 'dead' : 'retrying';
-    const lastError = outcome.kind === 'delivered' ? null : outcome.kind === 'dead' ? `${result.error} (${outcome.detail})` : result.error;
-    const updated = await trx
-      .updateTable('webhooks')
-      .set({
-        status,
-        attempts: rec.attempt,
-        last_attempt_at: rec.startedAt,
-        next_attempt_at: outcome.kind === 'retry' ? outcome.at : null,
-        delivered_at: outcome.kind === 'delivered' ? now : null,
-        last_status_code: result.statusCode,
-        last_error: lastError,
-        updated_at: now,
-      })
-      .where('id', '=', rec.webhookId)
-      .where('attempts', '=', rec.attempt - 1)
-      .where('status', 'in', ['pending', 'retrying'])
-      .executeTakeFirst();
+    const rows = recs.map((rec) => {
+      const { result, outcome } = rec;
+      const status: WebhookStatus = outcome.kind === 'delivered' ? 'delivered' : outcome.kind === 'dead' ? 'dead' : 'retrying';
+      const lastError = outcome.kind === 'delivered' ? null : outcome.kind === 'dead' ? `${result.error} (${outcome.detail})` : result.error;
+      return { rec, status, lastError };
+    });
+    const sorted = [...rows].sort((a, b) => (a.rec.webhookId < b.rec.webhookId ? -1 : a.rec.webhookId > b.rec.webhookId ? 1 : 0));
+    // Raw SQL: the builder cannot say UPDATE … FROM unnest(…). Arrays keep the statement's
+    // parameter count fixed (seven) however large the batch.
+    const updated = await sql<{ id: string }>`
+      UPDATE hookrelay.webhooks AS w SET
+        status = v.status,
+        attempts = v.attempt,
+        last_attempt_at = v.started_at,
+        next_attempt_at = v.next_attempt_at,
+        delivered_at = CASE WHEN v.status = 'delivered' THEN ${now}::timestamptz END,
+        last_status_code = v.status_code,
+        last_error = v.last_error,
+        updated_at = ${now}::timestamptz
+      FROM unnest(
+        ${sorted.map((r) => r.rec.webhookId)}::text[],
+        ${sorted.map((r) => r.rec.attempt)}::int[],
+        ${sorted.map((r) => r.status)}::text[],
+        ${sorted.map((r) => r.rec.startedAt.toISOString())}::timestamptz[],
+        ${sorted.map((r) => (r.rec.outcome.kind === 'retry' ? r.rec.outcome.at.toISOString() : null))}::timestamptz[],
+        ${sorted.map((r) => r.rec.result.statusCode)}::int[],
+        ${sorted.map((r) => r.lastError)}::text[]
+      ) AS v(id, attempt, status, started_at, next_attempt_at, status_code, last_error)
+      WHERE w.id = v.id AND w.attempts = v.attempt - 1 AND w.status IN ('pending', 'retrying')
+      RETURNING w.id`.execute(trx);
+    const won = new Set(updated.rows.map((r) => r.id));
+    const live = rows.filter((r) => won.has(r.rec.webhookId));
     const pgDb = fromKysely(trx);
-    if (updated.numUpdatedRows === 0n) {
-      await boss.complete(DELIVERY_QUEUE, rec.job, null, { db: pgDb });
-      return { status: 'stale', transition: null, disabled: null };
+
+    if (live.length > 0) {
+      await trx
+        .insertInto('attempts')
+        .values(live.map(({ rec }) => ({
+          webhook_id: rec.webhookId,
+          attempt: rec.attempt,
+          endpoint_id: rec.endpointId,
+          started_at: rec.startedAt,
+          duration_ms: rec.result.durationMs,
+          status_code: rec.result.statusCode,
+          outcome: rec.result.ok ? 'success' as const : 'failure' as const,
+          error_class: rec.result.errorClass,
+          error: rec.result.error,
+          response_body: responseExcerpt(rec.result.responseBody),
+        })))
+        .execute();
     }
-    await trx
-      .insertInto('attempts')
-      .values({
-        webhook_id: rec.webhookId,
-        attempt: rec.attempt,
-        endpoint_id: rec.endpointId,
-        started_at: rec.startedAt,
-        duration_ms: result.durationMs,
-        status_code: result.statusCode,
-        outcome: result.ok ? 'success' : 'failure',
-        error_class: result.errorClass,
-        error: result.error,
-        response_body: responseExcerpt(result.responseBody),
-      })
-      .execute();
-    if (outcome.kind === 'retry') {
-      const next: DeliveryJob = { webhookId: rec.webhookId, attempt: outcome.nextAttempt };
-      await boss.send(DELIVERY_QUEUE, next, { db: pgDb, id: randomUUID(), startAfter: outcome.at });
-    } else if (outcome.kind === 'dead') {
+    const retries = live.flatMap(({ rec }) => (rec.outcome.kind === 'retry' ? [{ rec, outcome: rec.outcome }] : []));
+    if (retries.length > 0) {
+      await boss.insert(DELIVERY_QUEUE, retries.map(({ rec, outcome }) => ({
+        id: randomUUID(),
+        data: { webhookId: rec.webhookId, attempt: outcome.nextAttempt } satisfies DeliveryJob,
+        startAfter: outcome.at,
+        group: { id: rec.endpointId },
+      })), { db: pgDb });
+    }
+    const dead = live.flatMap(({ rec, lastError }) => (rec.outcome.kind === 'dead' ? [{ rec, outcome: rec.outcome, lastError }] : []));
+    if (dead.length > 0) {
       await trx
         .insertInto('dead_letters')
-        .values({
+        .values(dead.map(({ rec, outcome, lastError }) => ({
           id: newId('deadLetter'),
           webhook_id: rec.webhookId,
           endpoint_id: rec.endpointId,
           reason: outcome.reason,
-          last_status_code: result.statusCode,
+          last_status_code: rec.result.statusCode,
           last_error: lastError,
           attempts: rec.attempt,
-        })
+        })))
         .execute();
     }
-    await boss.complete(DELIVERY_QUEUE, rec.job, null, { db: pgDb });
+    // Stale jobs complete too: their attempt is recorded already, by another worker.
+    await boss.complete(DELIVERY_QUEUE, recs.map((r) => r.job), null, { db: pgDb });
 
-    // Last, so the endpoint's health row is locked for as short a time as possible: attempts
-    // to one endpoint serialize here, and the counters stay exact.
-    const health = await trx.selectFrom('endpoint_health').selectAll().where('endpoint_id', '=', rec.endpointId).forUpdate().executeTakeFirstOrThrow();
-    const next = afterAttempt(toState(health), result.ok, now, rec.healthSettings, rec.probe);
-    await trx.updateTable('endpoint_health').set({ ...fromState(next.state), updated_at: now }).where('endpoint_id', '=', rec.endpointId).execute();
-    let disabled: string | null = null;
-    if (outcome.kind === 'dead' && outcome.reason === 'gone') disabled = 'the receiver answered 410 Gone';
-    else if (next.disable) disabled = `failing without a success since ${next.state.failingSince?.toISOString()}`;
-    if (disabled) await disableEndpoint(trx, rec.endpointId, disabled, now);
-    return { status: 'recorded', transition: next.transition, disabled };
+    // Last, so the health rows are locked for as short a time as possible: attempts to one
+    // endpoint serialize here, and the counters stay exact. Within a batch an endpoint's
+    // attempts are applied in the order they were made, as consecutive transactions would.
+    const answers = new Map<AttemptRecord, Recorded>(recs.map((rec) => [rec, { status: 'stale', transition: null, disabled: null }]));
+    const byEndpoint = new Map<string, AttemptRecord[]>();
+    for (const { rec } of live) {
+      const list = byEndpoint.get(rec.endpointId) ?? [];
+      list.push(rec);
+      byEndpoint.set(rec.endpointId, list);
+    }
+    const endpointIds = [...byEndpoint.keys()].sort();
+    if (endpointIds.length === 0) return recs.map((rec) => answers.get(rec)!);
+    const healthRows = await trx
+      .selectFrom('endpoint_health')
+      .selectAll()
+      .where('endpoint_id', 'in', endpointIds)
+      .orderBy('endpoint_id')
+      .forUpdate()
+      .execute();
+    for (const health of healthRows) {
+      const attempts = byEndpoint.get(health.endpoint_id)!.sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+      let state = toState(health);
+      let disabled: string | null = null;
+      for (const rec of attempts) {
+        const next = afterAttempt(state, rec.result.ok, now, rec.healthSettings, rec.probe);
+        state = next.state;
+        let reason: string | null = null;
+        if (rec.outcome.kind === 'dead' && rec.outcome.reason === 'gone') reason = 'the receiver answered 410 Gone';
+        else if (next.disable) reason = `failing without a success since ${next.state.failingSince?.toISOString()}`;
+        disabled ??= reason;
+        answers.set(rec, { status: 'recorded', transition: next.transition, disabled: reason });
+      }
+      await trx.updateTable('endpoint_health').set({ ...fromState(state), updated_at: now }).where('endpoint_id', '=', health.endpoint_id).execute();
+      if (disabled) await disableEndpoint(trx, health.endpoint_id, disabled, now);
+    }
+    return recs.map((rec) => answers.get(rec)!);
   });
+}
+
+export interface RecorderOptions {
+  /** Most attempts in one transaction. */
+  maxBatch?: number;
+  /** Recording transactions open at once; attempts finishing meanwhile wait for the next one. */
+  maxInFlight?: number;
+}
+
+export interface Recorder {
+  /** Resolves once the attempt's transaction committed (or rejects if it could not be recorded). */
+  record(rec: AttemptRecord): Promise<Recorded>;
+}
+
+/**
+ * Group commit for attempt recording: attempts that finish while a recording transaction is
+ * open are gathered and recorded together by the next one, so the cost per attempt falls as
+ * the load rises, with no timer and no added wait when the worker is idle. A batch that fails
+ * (one bad row, a deadlock, the database going away) is recorded again attempt by attempt,
+ * so one bad item fails only its own job.
+ */
+export function createRecorder(db: Db, boss: PgBoss, options: RecorderOptions = {}): Recorder {
+  const maxBatch = options.maxBatch ?? 500;
+  const maxInFlight = options.maxInFlight ?? 2;
+  type Pending = { rec: AttemptRecord; resolve: (r: Recorded) => void; reject: (err: unknown) => void };
+  let queue: Pending[] = [];
+  let inFlight = 0;
+  let scheduled = false;
+
+  const schedule = () => {
+    if (scheduled || inFlight >= maxInFlight || queue.length === 0) return;
+    scheduled = true;
+    // One turn of the event loop lets the attempts that finished together join one batch.
+    setImmediate(() => {
+      scheduled = false;
+      void flush();
+    });
+  };
+
+  const flush = async () => {
+    if (inFlight >= maxInFlight || queue.length === 0) return;
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    const seen = new Set<string>();
+    for (const p of queue) {
+      // A webhook twice in the queue (a job handed out twice): the second waits for the next batch.
+      if (batch.length < maxBatch && !seen.has(p.rec.webhookId)) {
+        seen.add(p.rec.webhookId);
+        batch.push(p);
+      } else {
+        rest.push(p);
+      }
+    }
+    queue = rest;
+    inFlight += 1;
+    try {
+      const answers = await recordAttempts(db, boss, batch.map((p) => p.rec));
+      batch.forEach((p, i) => p.resolve(answers[i]!));
+    } catch (err) {
+      // Alone, the failure is this attempt's own; in a batch, each attempt is tried alone.
+      if (batch.length === 1) batch[0]!.reject(err);
+      else await Promise.all(batch.map((p) => recordAttempts(db, boss, [p.rec]).then(([r]) => p.resolve(r!), p.reject)));
+    } finally {
+      inFlight -= 1;
+      schedule();
+    }
+  };
+
+  return {
+    record(rec) {
+      return new Promise<Recorded>((resolve, reject) => {
+        queue.push({ rec, resolve, reject });
+        schedule();
+      });
+    },
+  };
 }
 
 /** Disables an endpoint (if enabled): its webhooks are held from now on, nothing is dropped. */
@@ -158,7 +299,7 @@ export async function holdWebhook(db: Db, boss: PgBoss, job: JobRef, webhookId: 
     const acted = updated.numUpdatedRows > 0n;
     if (acted && enabled) {
       const again: DeliveryJob = { webhookId, attempt };
-      await boss.send(DELIVERY_QUEUE, again, { db: pgDb, id: randomUUID() });
+      await boss.send(DELIVERY_QUEUE, again, { db: pgDb, id: randomUUID(), group: { id: endpointId } });
     }
     await boss.complete(DELIVERY_QUEUE, job, null, { db: pgDb });
     return !acted ? 'stale' : enabled ? 'requeued' : 'held';
@@ -169,7 +310,7 @@ export async function holdWebhook(db: Db, boss: PgBoss, job: JobRef, webhookId: 
  * The circuit is open: the same attempt is queued again for `until`, without using an
  * attempt, and the current job completes.
  */
-export async function deferAttempt(db: Db, boss: PgBoss, job: JobRef, webhookId: string, attempt: number, until: Date): Promise<boolean> {
+export async function deferAttempt(db: Db, boss: PgBoss, job: JobRef, webhookId: string, endpointId: string, attempt: number, until: Date): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     const updated = await trx
       .updateTable('webhooks')
@@ -181,7 +322,7 @@ export async function deferAttempt(db: Db, boss: PgBoss, job: JobRef, webhookId:
     const pgDb = fromKysely(trx);
     if (updated.numUpdatedRows > 0n) {
       const again: DeliveryJob = { webhookId, attempt };
-      await boss.send(DELIVERY_QUEUE, again, { db: pgDb, id: randomUUID(), startAfter: until });
+      await boss.send(DELIVERY_QUEUE, again, { db: pgDb, id: randomUUID(), startAfter: until, group: { id: endpointId } });
     }
     await boss.complete(DELIVERY_QUEUE, job, null, { db: pgDb });
     return updated.numUpdatedRows > 0n;

@@ -3,10 +3,10 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
-import { claimProbe, deferAttempt, holdWebhook, recordAttempt, type Outcome } from './record.ts';
+import { claimProbe, createRecorder, deferAttempt, holdWebhook, type Outcome, type Recorder } from './record.ts';
 import { admit, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings } from '../endpoints/health.ts';
 import { nextRetry } from './retry-policy.ts';
-import { HOP_BY_HOP, type Sender } from './send.ts';
+import { HOP_BY_HOP, type Sender, type SendResult } from './send.ts';
 import { signatureHeaders, type SigningKey } from './sign.ts';
 import { activeKeys } from '../endpoints/keys.ts';
 import type { Keyring } from '../endpoints/keyring.ts';
@@ -15,8 +15,9 @@ import { startAttempt, type ObservedAttempt } from '../observability/tracing.ts'
 
 /**
  * The worker only orchestrates. For each job of a fetched batch:
- *   load → (stale? complete) → sign → send → decide (retry policy) → record.
- * Every decision is made by a pure function; every write happens in `record`.
+ *   load → (stale? complete) → (endpoint at its cap? defer) → sign → send → decide (retry policy) → record.
+ * Every decision is made by a pure function; every write happens in `record`. Attempts are
+ * recorded by a Recorder, which commits the attempts that finish together in one transaction.
  */
 
 export interface WorkerDeps {
@@ -25,7 +26,7 @@ export interface WorkerDeps {
   sender: Sender;
   keyring: Keyring;
   log: Logger;
-  config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'>;
+  config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'> & Partial<Pick<Config, 'endpointConcurrency'>>;
   now?: () => number;
   random?: () => number;
   /** Told when an attempt scheduled a retry, so the process can wake itself when it is due. */
@@ -36,6 +37,10 @@ export interface WorkerDeps {
   health?: HealthSettings;
   /** True for a job given back to the queue at shutdown: its attempt is not ours to record. */
   handedBack?: (jobId: string) => boolean;
+  /** Records attempts in batches; one per worker (deliverBatch makes its own when absent). */
+  recorder?: Recorder;
+  /** Attempts in flight per endpoint, shared by the fetch loops of this process. */
+  slots?: EndpointSlots;
 }
 
 export interface Worker {
@@ -50,6 +55,39 @@ export const USER_AGENT = 'hookrelay/0.1';
 /** A worker that lost the race for a probe looks again this much later. */
 const PROBE_RACE_DEFER_MS = 1_000;
 
+/** An attempt whose endpoint has its full share of attempts in flight waits this long. */
+const ENDPOINT_BUSY_DEFER_MS = 500;
+
+/** Attempts in flight per endpoint when HOOKRELAY_ENDPOINT_CONCURRENCY is not given. */
+export const DEFAULT_ENDPOINT_CONCURRENCY = 64;
+
+/**
+ * Attempts in flight per endpoint in this process. The queue's own group limit (pg-boss
+ * `groupConcurrency`, group id = endpoint id, counted over every instance) keeps a busy
+ * endpoint's jobs from being fetched at all; this count is the second line, for jobs queued
+ * without a group, which are deferred (as grouped jobs) rather than held here, where they
+ * would take slots of the in-flight budget from other endpoints.
+ */
+export class EndpointSlots {
+  readonly limit: number;
+  readonly #busy = new Map<string, number>();
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+  /** Takes a slot if one is free (always, with `force`: a claimed probe must go out). */
+  take(endpointId: string, force = false): boolean {
+    const n = this.#busy.get(endpointId) ?? 0;
+    if (n >= this.limit && !force) return false;
+    this.#busy.set(endpointId, n + 1);
+    return true;
+  }
+  release(endpointId: string): void {
+    const n = (this.#busy.get(endpointId) ?? 1) - 1;
+    if (n <= 0) this.#busy.delete(endpointId);
+    else this.#busy.set(endpointId, n);
+  }
+}
+
 
 /** Polling is the backstop for deferred jobs (NOTIFY fires when a job is created, not when it
  * comes due); a retry due sooner than this is woken by a local timer instead. */
@@ -60,6 +98,9 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const timers = new Set<NodeJS.Timeout>();
   const inFlight = new Map<string, { id: string; retryCount: number }>();
   const handedBack = new Set<string>();
+  const recorder = deps.recorder ?? createRecorder(deps.db, boss);
+  const endpointConcurrency = config.endpointConcurrency ?? DEFAULT_ENDPOINT_CONCURRENCY;
+  const slots = deps.slots ?? new EndpointSlots(endpointConcurrency);
   let workerId = '';
   const wakeAt = (at: Date) => {
     const delay = at.getTime() - Date.now();
@@ -78,13 +119,18 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       localConcurrency: config.workerConcurrency,
       burstWhenBatchFull: true,
       perJobResults: true,
+      // Jobs carry their endpoint id as group: while an endpoint has this many jobs active,
+      // on any instance, fetches skip its jobs, so a slow endpoint cannot take every slot.
+      // (pg-boss's in-memory variant, localGroupConcurrency, counts jobs against fetch loops
+      // and cannot go above localConcurrency, so it cannot express a limit of 64 attempts.)
+      groupConcurrency: endpointConcurrency,
       pollingIntervalSeconds: POLL_SECONDS,
       notifyPollingIntervalSeconds: POLL_SECONDS,
     },
     async (jobs) => {
       for (const job of jobs) inFlight.set(job.id, { id: job.id, retryCount: job.retryCount });
       try {
-        return await deliverBatch({ ...deps, onRetryScheduled: wakeAt, handedBack: (id) => handedBack.has(id) }, jobs);
+        return await deliverBatch({ ...deps, recorder, slots, onRetryScheduled: wakeAt, handedBack: (id) => handedBack.has(id) }, jobs);
       } finally {
         for (const job of jobs) inFlight.delete(job.id);
       }
@@ -135,13 +181,15 @@ async function loadBatch(db: Db, ids: string[]) {
 export async function deliverBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): Promise<JobResult[]> {
   const webhooks = await loadBatch(deps.db, [...new Set(jobs.map((j) => j.data.webhookId))]);
   const keys = await activeKeys(deps.db, deps.keyring, [...new Set([...webhooks.values()].map((w) => w.endpoint_id))]);
+  const recorder = deps.recorder ?? createRecorder(deps.db, deps.boss);
+  const slots = deps.slots ?? new EndpointSlots(deps.config.endpointConcurrency ?? DEFAULT_ENDPOINT_CONCURRENCY);
   return Promise.all(jobs.map((job) => {
     const webhook = webhooks.get(job.data.webhookId);
-    return deliverOne(deps, job, webhook, webhook ? keys.get(webhook.endpoint_id) ?? [] : []);
+    return deliverOne({ ...deps, recorder, slots }, job, webhook, webhook ? keys.get(webhook.endpoint_id) ?? [] : []);
   }));
 }
 
-async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: LoadedWebhook | undefined, keys: SigningKey[]): Promise<JobResult> {
+async function deliverOne(deps: WorkerDeps & Required<Pick<WorkerDeps, 'recorder' | 'slots'>>, job: Job<DeliveryJob>, webhook: LoadedWebhook | undefined, keys: SigningKey[]): Promise<JobResult> {
   const { db, boss, sender, config } = deps;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
@@ -180,33 +228,45 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
       probe = await claimProbe(db, webhook.endpoint_id, probeTimeoutMs);
       if (!probe) {
         const until = new Date(now() + PROBE_RACE_DEFER_MS);
-        if (await deferAttempt(db, boss, job, webhookId, attempt, until)) deps.onRetryScheduled?.(until);
+        if (await deferAttempt(db, boss, job, webhookId, webhook.endpoint_id, attempt, until)) deps.onRetryScheduled?.(until);
         return { id: job.id, status: 'completed' };
       }
       log.info('circuit half-open: this attempt is the probe');
     } else if (admission.action === 'defer') {
-      if (await deferAttempt(db, boss, job, webhookId, attempt, admission.until)) {
+      if (await deferAttempt(db, boss, job, webhookId, webhook.endpoint_id, attempt, admission.until)) {
         log.debug('attempt deferred, no attempt used', { reason: admission.reason, until: admission.until.toISOString() });
         deps.onRetryScheduled?.(admission.until);
       }
       return { id: job.id, status: 'completed' };
     }
-
     if (keys.length === 0) throw new Error(`endpoint ${webhook.endpoint_id} has no active signing key`);
+    if (!deps.slots.take(webhook.endpoint_id, probe)) {
+      const until = new Date(now() + ENDPOINT_BUSY_DEFER_MS);
+      if (await deferAttempt(db, boss, job, webhookId, webhook.endpoint_id, attempt, until)) {
+        log.debug('attempt deferred, no attempt used', { reason: 'endpoint at its concurrency limit', until: until.toISOString() });
+        deps.onRetryScheduled?.(until);
+      }
+      return { id: job.id, status: 'completed' };
+    }
     const body = webhook.body;
     const startedAt = new Date(now());
-    observed = startAttempt(deps.metrics, { webhookId, endpointId: webhook.endpoint_id, attempt, requestId: webhook.request_id, traceparent: webhook.traceparent, dueAt: webhook.next_attempt_at, now: startedAt.getTime() });
-    // Endpoint headers first, the webhook's own over them; ours over both.
-    const headers = requestHeaders({ ...lowerKeys(webhook.endpoint_headers), ...lowerKeys(webhook.headers) }, signatureHeaders({
-      webhookId,
-      timestamp: Math.floor(startedAt.getTime() / 1000),
-      body,
-      keys,
-      algorithm: webhook.signature_algorithm,
-    }));
-    // The submission's trace continued: same trace id, a new span id for this attempt.
-    Object.assign(headers, observed.headers);
-    const result = await sender.send({ url: webhook.url, headers, body, timeoutMs, maxResponseBytes: config.maxResponseBytes });
+    let result: SendResult;
+    try {
+      observed = startAttempt(deps.metrics, { webhookId, endpointId: webhook.endpoint_id, attempt, requestId: webhook.request_id, traceparent: webhook.traceparent, dueAt: webhook.next_attempt_at, now: startedAt.getTime() });
+      // Endpoint headers first, the webhook's own over them; ours over both.
+      const headers = requestHeaders({ ...lowerKeys(webhook.endpoint_headers), ...lowerKeys(webhook.headers) }, signatureHeaders({
+        webhookId,
+        timestamp: Math.floor(startedAt.getTime() / 1000),
+        body,
+        keys,
+        algorithm: webhook.signature_algorithm,
+      }));
+      // The submission's trace continued: same trace id, a new span id for this attempt.
+      Object.assign(headers, observed.headers);
+      result = await sender.send({ url: webhook.url, headers, body, timeoutMs, maxResponseBytes: config.maxResponseBytes });
+    } finally {
+      deps.slots.release(webhook.endpoint_id);
+    }
 
     if (deps.handedBack?.(job.id)) {
       log.info('attempt abandoned at shutdown; the queue hands it to another worker', { errorClass: result.errorClass });
@@ -228,7 +288,7 @@ async function deliverOne(deps: WorkerDeps, job: Job<DeliveryJob>, webhook: Load
         : { kind: 'dead', reason: decision.reason, detail: decision.detail };
     }
 
-    const recorded = await recordAttempt(db, boss, {
+    const recorded = await deps.recorder.record({
       job, webhookId, endpointId: webhook.endpoint_id, attempt, startedAt, result, outcome, healthSettings: deps.health ?? DEFAULT_HEALTH_SETTINGS, probe,
     });
     observed.end({ result, outcome, recorded, now: now() });
