@@ -52,6 +52,19 @@ export function assetKeys(): string[] {
   ];
 }
 
+/**
+ * Runs a build tool, showing its output only when it fails (postject's ELF library warns about
+ * every note section of a stripped binary, harmlessly).
+ */
+function quiet(command: string, args: string[]): void {
+  try {
+    execFileSync(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const { stdout, stderr } = err as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(`${path.basename(args[0] ?? command)} failed:\n${stdout?.toString('utf8') ?? ''}${stderr?.toString('utf8') ?? ''}`, { cause: err });
+  }
+}
+
 function inputsDigest(assets: string[]): string {
   const hash = createHash('sha256');
   hash.update(`${process.version} ${process.platform} ${process.arch}\n`);
@@ -120,7 +133,7 @@ export async function build(options: { force?: boolean; log?: (line: string) => 
     useCodeCache: true,
     assets: Object.fromEntries([[MANIFEST_KEY, manifest], ...assets.map((key) => [key, path.join(root, key)])]),
   }, null, 2));
-  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  quiet(process.execPath, ['--experimental-sea-config', seaConfig]);
 
   const partial = `${output}.partial`;
   rmSync(partial, { force: true });
@@ -132,10 +145,7 @@ export async function build(options: { force?: boolean; log?: (line: string) => 
   } catch {
     log('strip is not available: the binary keeps its debug symbols');
   }
-  execFileSync(process.execPath, [path.join(root, 'node_modules/postject/dist/cli.js'), partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], {
-    cwd: root,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  quiet(process.execPath, [path.join(root, 'node_modules/postject/dist/cli.js'), partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
   renameSync(partial, output);
   writeFileSync(stamp, digest);
   const bytes = statSync(output).size;
