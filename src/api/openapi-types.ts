@@ -510,7 +510,7 @@ export interface components {
             nextAttemptAt: string | null;
             /** Format: date-time */
             deliveredAt: string | null;
-            /** @description The last attempt's error */
+            /** @description The last attempt's error, null once delivered. */
             error: string | null;
         };
         Webhook: {
@@ -656,7 +656,7 @@ export interface components {
         };
         Rotation: {
             keyId: string;
-            /** @description For ed25519 endpoints */
+            /** @description For ed25519 endpoints, the new `whpk_` public key. */
             publicKey?: string | null;
             previousKeyId: string | null;
             /** Format: date-time */
@@ -775,7 +775,7 @@ export interface components {
             };
         };
         FieldError: {
-            /** @description Dotted path of the field at fault */
+            /** @description Dotted path of the field at fault, e.g. `retryPolicy.maxAttempts`. */
             field: string;
             /** @description JSON Pointer to the same place in the request body. */
             pointer: string;
