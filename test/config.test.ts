@@ -25,6 +25,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
     retry: { maxAttempts: 33, baseDelayMs: 30000, maxDelayMs: 3600000, backoffFactor: 2 },
     workerBatchSize: 50,
     workerConcurrency: 2,
+    endpointConcurrency: 64,
     queueHeartbeatSeconds: 10,
     queueSuperviseSeconds: 2,
     dbPoolMax: 10,
