@@ -15,7 +15,9 @@ import { parseDuration } from './duration.ts';
 const USAGE = `usage: hookrelay <command>
 
 commands:
-  serve                       run the API and workers (as HOOKRELAY_ROLES says)
+  serve [--role api|worker|all]
+                              run the API, the workers, or both (default: all, or as
+                              HOOKRELAY_ROLES says); run more against one database to scale out
   migrate                     apply pending database migrations and exit
   token create --name NAME [--scopes S,S] [--expires-in 30d | --expires-at T] [--rate N] [--burst N]
                               create an API token; the token is printed once, on the last line
@@ -124,11 +126,26 @@ async function tokenRevoke(args: string[]): Promise<void> {
   console.log(`revoked token ${record.id} (${record.name}) at ${record.revoked_at!.toISOString()}`);
 }
 
+/** `--role` values and the HOOKRELAY_ROLES they stand for. */
+const ROLE_FLAG: Readonly<Record<string, string>> = Object.freeze({ api: 'api', worker: 'worker', all: 'api,worker' });
+
+function serveCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { role: { type: 'string' } }, strict: true });
+  if (values.role !== undefined) {
+    const roles = Object.hasOwn(ROLE_FLAG, values.role) ? ROLE_FLAG[values.role] : undefined;
+    if (!roles) fail(`--role must be api, worker or all (got ${JSON.stringify(values.role)})`);
+    // The flag is HOOKRELAY_ROLES by another name (and wins over it): set here, it is read and
+    // checked with every other setting.
+    process.env.HOOKRELAY_ROLES = roles;
+  }
+  return serve();
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
-      return serve();
+      return serveCommand(rest);
     case 'migrate':
       await withDatabase(async () => undefined);
       console.log('migrations applied');
