@@ -69,6 +69,27 @@ step('dependency audit (npm audit --omit=dev)');
   }
 }
 
+step('strict lint of openapi.yaml (redocly, .redocly.yaml)');
+{
+  const env = { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' };
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(bin('redocly'), ['lint', 'openapi.yaml', '--format', 'stylish'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env });
+    child.on('error', () => resolve(1));
+    child.on('close', (c) => resolve(c ?? 1));
+  });
+  if (code !== 0) {
+    console.log('\n0 passed, 1 failed');
+    process.exit(1);
+  }
+}
+
+step('single binary (npm run build → dist/hookrelay; skipped when its inputs are unchanged)');
+// test/packaging/binary.test.ts runs this binary; building it here keeps that test short.
+if ((await run(process.execPath, ['scripts/build.ts'])) !== 0) {
+  console.log('\n0 passed, 1 failed');
+  process.exit(1);
+}
+
 let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
 if (!process.env.DATABASE_URL) {
   step('no DATABASE_URL: starting an embedded PostgreSQL under .hookrelay-test');
