@@ -42,6 +42,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
     },
     allowNetworks: [],
     tlsInsecure: false,
+    metricsPublic: false,
     rateLimit: { perSecond: 200, burst: 400 },
   });
 });
@@ -75,6 +76,7 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_MASTER_KEY: config.masterKey,
     HOOKRELAY_PREVIOUS_MASTER_KEYS: config.previousMasterKeys.length === 0 ? undefined : config.previousMasterKeys.join(','),
     HOOKRELAY_TLS_INSECURE: config.tlsInsecure,
+    HOOKRELAY_METRICS_PUBLIC: config.metricsPublic,
     HOOKRELAY_CIRCUIT_FAILURE_THRESHOLD: config.health.failureThreshold,
     HOOKRELAY_CIRCUIT_FAILURE_RATE: config.health.failureRate,
     HOOKRELAY_CIRCUIT_MIN_REQUESTS: config.health.minRequests,
