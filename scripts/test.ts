@@ -69,7 +69,7 @@ step('dependency audit (npm audit --omit=dev)');
   }
 }
 
-step('strict lint of openapi.yaml (redocly, .redocly.yaml)');
+step('strict lint of openapi.yaml (redocly, redocly.yaml)');
 {
   const env = { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' };
   const code = await new Promise<number>((resolve) => {
