@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import parsePrometheusTextFormat, { type PromFamily } from 'parse-prometheus-text-format';
 import { createToken } from '../../src/api/tokens.ts';
 import { query } from '../helpers/db.ts';
 import { startReceiver } from '../helpers/receiver.ts';
@@ -11,14 +11,13 @@ import { eventually, startTestService, type TestService } from '../helpers/servi
  * GET /api/v1/stats is checked against the rows in PostgreSQL.
  */
 
-interface Sample { labels?: Record<string, string>; value?: string; count?: string; sum?: string; buckets?: Record<string, string> }
-interface Family { name: string; help: string; type: string; metrics: Sample[] }
+type Family = PromFamily;
 
 async function scrape(svc: TestService): Promise<{ text: string; families: Map<string, Family> }> {
   const res = await svc.api('/metrics');
   if (res.status !== 200) throw new Error(`GET /metrics: ${res.status} ${await res.text()}`);
   const text = await res.text();
-  const parsed = (parsePrometheusTextFormat as unknown as (s: string) => Family[])(text);
+  const parsed = parsePrometheusTextFormat(text);
   lastText = text;
   return { text, families: new Map(parsed.map((f) => [f.name, f])) };
 }
@@ -95,7 +94,7 @@ test('after a scripted run, every figure of /metrics matches PostgreSQL, and the
   const run = await scriptedRun(t, svc);
 
   // The counters move right after the commit that the poll above saw: wait for the last one.
-  const [{ n: attemptRows }] = await query<{ n: number }>(svc.dbUrl, 'SELECT count(*)::int AS n FROM hookrelay.attempts');
+  const attemptRows = (await query<{ n: number }>(svc.dbUrl, 'SELECT count(*)::int AS n FROM hookrelay.attempts'))[0]!.n;
   const { text, families } = await eventually(async () => {
     const s = await scrape(svc);
     return sum(s.families, 'hookrelay_attempts_total') === attemptRows ? s : undefined;
@@ -134,7 +133,7 @@ test('after a scripted run, every figure of /metrics matches PostgreSQL, and the
   t.is(sum(families, 'hookrelay_dead_letters_total'), letters.reduce((s, r) => s + r.n, 0));
   for (const r of letters) t.is(value(families, 'hookrelay_dead_letters_total', { reason: r.reason }), r.n);
   // Every failed attempt either scheduled a retry or ended its webhook.
-  const [{ n: failed }] = await query<{ n: number }>(svc.dbUrl, `SELECT count(*)::int AS n FROM hookrelay.attempts WHERE outcome = 'failure'`);
+  const failed = (await query<{ n: number }>(svc.dbUrl, `SELECT count(*)::int AS n FROM hookrelay.attempts WHERE outcome = 'failure'`))[0]!.n;
   t.is(value(families, 'hookrelay_retries_scheduled_total'), failed - w!.dead);
   t.is(sum(families, 'hookrelay_retry_delay_seconds'), failed - w!.dead);
 
