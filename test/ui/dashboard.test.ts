@@ -156,6 +156,9 @@ function registerScenarios(): void {
     await row.waitFor();
     t.regex((await row.textContent()) ?? '', /delivered/);
     await shoot(page, 'webhooks');
+    // The list refreshes itself: a webhook accepted meanwhile shows up without a click.
+    const later = await deliver(svc, { url: `${rx.url}/orders`, payload: { type: 'order.shipped', orderId: 42 } });
+    await page.getByRole('row', { name: new RegExp(later.id) }).waitFor({ timeout: 30_000 });
 
     await page.getByRole('link', { name: id }).click();
     await waitForText(page.getByTestId('webhook-status'), /delivered/);
@@ -296,24 +299,24 @@ function registerScenarios(): void {
     const { page, problems } = await openDashboard(t, svc, { width: 360, height: 780 });
     await page.goto('/ui');
     // The token field has the focus; Enter signs in.
-    t.is(await page.evaluate(() => document.activeElement?.id), 'token');
+    t.is(await page.evaluate('document.activeElement?.id'), 'token');
     await page.keyboard.type(svc.token);
     await page.keyboard.press('Enter');
     await page.getByRole('navigation', { name: 'Views' }).waitFor();
     await loaded(page);
     // Signing in puts the focus on the content; going back: Sign out, the refresh switch,
     // Dead letters, Endpoints, Webhooks. The focused link shows an outline.
-    t.is(await page.evaluate(() => document.activeElement?.id), 'main');
+    t.is(await page.evaluate('document.activeElement?.id'), 'main');
     for (let i = 0; i < 5; i++) await page.keyboard.press('Shift+Tab');
-    t.is(await page.evaluate(() => document.activeElement?.textContent), 'Webhooks');
-    t.is(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle), 'solid');
+    t.is(await page.evaluate('document.activeElement?.textContent'), 'Webhooks');
+    t.is(await page.evaluate('getComputedStyle(document.activeElement).outlineStyle'), 'solid');
     await page.keyboard.press('Enter');
     await page.getByRole('row', { name: new RegExp(ok.id) }).waitFor();
 
     for (const hash of ['#/overview', '#/webhooks', `#/webhooks/${ok.id}`, '#/endpoints', `#/endpoints/${ok.endpointId}`, '#/dead-letters']) {
-      await page.evaluate((h) => { location.hash = h; }, hash);
+      await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
       await loaded(page);
-      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      const width = await page.evaluate<number>('document.documentElement.scrollWidth');
       t.true(width <= 360, `${hash} is ${width} px wide`);
       if (hash === '#/overview') await shoot(page, 'mobile-overview');
       if (hash === `#/webhooks/${ok.id}`) await shoot(page, 'mobile-webhook');
