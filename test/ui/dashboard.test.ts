@@ -238,6 +238,28 @@ function registerScenarios(): void {
     t.deepEqual(problems, []);
   });
 
+  test.serial('a retrying webhook is attempted at once with its retry button', async (t) => {
+    const svc = await startTestService(t);
+    const rx = await startReceiver(t);
+    rx.fallback = { status: 502, body: 'bad gateway' };
+    // The next attempt would be an hour away.
+    const { id } = await deliver(svc, { url: `${rx.url}/slow`, payload: { n: 1 }, retryPolicy: { maxAttempts: 5, baseDelayMs: 3_600_000 } });
+    await until(svc, id, 'retrying');
+
+    const { page, problems } = await openDashboard(t, svc);
+    await signIn(page, svc.token);
+    await page.evaluate(`location.hash = ${JSON.stringify(`#/webhooks/${id}`)}`);
+    await waitForText(page.getByTestId('webhook-status'), /retrying/);
+    rx.fallback = { status: 204 };
+    await page.getByRole('button', { name: 'Retry now' }).click();
+    await waitForText(page.locator('#flash'), /Re-queued 1 webhook for an attempt now/);
+    await waitForText(page.getByTestId('webhook-status'), /delivered/);
+    t.is(await page.locator('.timeline > li').count(), 2);
+    t.is(rx.received.length, 2);
+    t.is(await page.getByRole('button', { name: /Retry/ }).count(), 0);
+    t.deepEqual(problems, []);
+  });
+
   test.serial('rotate an endpoint\'s key with a grace period; disable it, then enable it again', async (t) => {
     const svc = await startTestService(t);
     const rx = await startReceiver(t);
