@@ -194,7 +194,7 @@ export async function writeBatch(trx: Transaction<Database>, deps: SubmitDeps, i
   });
 
   if (rows.length > 0) await trx.insertInto('webhooks').values(rows).execute();
-  const jobs = rows.filter((r) => r.status === 'pending').map((r) => firstJob(r.id));
+  const jobs = rows.filter((r) => r.status === 'pending').map((r) => firstJob(r.id, r.endpoint_id));
   if (jobs.length > 0) await deps.boss.insert(DELIVERY_QUEUE, jobs, { db: fromKysely(trx) });
   return outcomes as Outcome[];
 }

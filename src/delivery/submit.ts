@@ -78,8 +78,8 @@ export async function enqueueWebhook(trx: Transaction<Database>, deps: SubmitDep
   const row = webhookRow(endpoint, input, retryPolicy, new Date());
   await trx.insertInto('webhooks').values(row).execute();
   if (row.status === 'held') return { id: row.id, endpointId: endpoint.id, status: 'held' };
-  const job = firstJob(row.id);
-  await deps.boss.send(DELIVERY_QUEUE, job.data, { db: fromKysely(trx), id: job.id });
+  const job = firstJob(row.id, endpoint.id);
+  await deps.boss.send(DELIVERY_QUEUE, job.data, { db: fromKysely(trx), id: job.id, group: job.group });
   return { id: row.id, endpointId: endpoint.id, status: 'pending' };
 }
 
@@ -114,9 +114,13 @@ export function webhookRow(endpoint: Endpoint, input: WebhookInput, retryPolicy:
   } satisfies NewWebhook;
 }
 
-/** The pg-boss job of a webhook's first attempt, its id made here so a batch needs no RETURNING. */
-export function firstJob(webhookId: string): { id: string; data: DeliveryJob } {
-  return { id: randomUUID(), data: { webhookId, attempt: 1 } };
+/**
+ * The pg-boss job of a webhook's first attempt, its id made here so a batch needs no RETURNING.
+ * Grouped by endpoint like every later attempt's job (src/delivery/record.ts), so the queue's
+ * per-endpoint concurrency limit holds from the first attempt on.
+ */
+export function firstJob(webhookId: string, endpointId: string): { id: string; data: DeliveryJob; group: { id: string } } {
+  return { id: randomUUID(), data: { webhookId, attempt: 1 }, group: { id: endpointId } };
 }
 
 export async function submitWebhook(db: Db, deps: SubmitDeps, input: WebhookInput): Promise<Accepted> {

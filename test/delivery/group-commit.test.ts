@@ -46,10 +46,12 @@ async function countWebhooks(url: string): Promise<number> {
 }
 
 /** Jobs of the delivery queue, by the webhook they ask for. */
-async function jobsByWebhook(url: string): Promise<Map<string, { attempt: number }[]>> {
-  const rows = await query(url, `SELECT data FROM ${QUEUE_SCHEMA}.job WHERE name = 'deliveries'`);
-  const map = new Map<string, { attempt: number }[]>();
-  for (const { data } of rows) map.set(data.webhookId, [...(map.get(data.webhookId) ?? []), { attempt: data.attempt }]);
+async function jobsByWebhook(url: string): Promise<Map<string, { attempt: number; groupedByEndpoint: boolean }[]>> {
+  const rows = await query(url, `SELECT j.data, j.group_id, w.endpoint_id FROM ${QUEUE_SCHEMA}.job j JOIN hookrelay.webhooks w ON w.id = j.data->>'webhookId' WHERE j.name = 'deliveries'`);
+  const map = new Map<string, { attempt: number; groupedByEndpoint: boolean }[]>();
+  for (const { data, group_id, endpoint_id } of rows) {
+    map.set(data.webhookId, [...(map.get(data.webhookId) ?? []), { attempt: data.attempt, groupedByEndpoint: group_id === endpoint_id }]);
+  }
   return map;
 }
 
@@ -68,7 +70,7 @@ test.serial('submissions made together are written in one batch; each is committ
   }
   const jobs = await jobsByWebhook(url);
   t.is(jobs.size, 60);
-  for (const { accepted } of answers) t.deepEqual(jobs.get(accepted.id), [{ attempt: 1 }]);
+  for (const { accepted } of answers) t.deepEqual(jobs.get(accepted.id), [{ attempt: 1, groupedByEndpoint: true }]);
   // All 60 arrived in one tick: one endpoint registered, one batch.
   t.is(new Set(answers.map((a) => a.accepted.endpointId)).size, 1);
   t.like(gc.stats(), { batches: 1, items: 60, fallbacks: 0, largestBatch: 60 });
@@ -190,7 +192,7 @@ test.serial('a key another transaction already committed rolls the batch back; e
   t.is(gc.stats().fallbacks, 1);
   t.is(await countWebhooks(url), 3);
   const jobs = await jobsByWebhook(url);
-  t.deepEqual(jobs.get(earlier.id), [{ attempt: 1 }]);
+  t.deepEqual(jobs.get(earlier.id), [{ attempt: 1, groupedByEndpoint: true }]);
   t.is(jobs.size, 3);
 });
 
