@@ -35,13 +35,19 @@ function append(el, children) {
 
 /**
  * Replaces a region's content, keeping keyboard focus on the element with the same data-key
- * (a refresh must not throw a keyboard user back to the top of the page).
+ * and keeping open the <details> with the same data-key (a refresh must not throw a keyboard
+ * user back to the top of the page, nor close what the operator opened).
  */
 export function swap(region, ...children) {
   const active = document.activeElement;
   const key = active && region.contains(active) ? active.getAttribute('data-key') : null;
+  const open = [...region.querySelectorAll('details[open][data-key]')].map((d) => d.getAttribute('data-key'));
   region.replaceChildren();
   append(region, children);
+  for (const k of open) {
+    const details = region.querySelector(`details[data-key="${CSS.escape(k)}"]`);
+    if (details) details.open = true;
+  }
   if (key) region.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
 }
 

@@ -106,7 +106,7 @@ function chart(minutes) {
 
 function perMinuteTable(minutes) {
   const rows = minutes.filter((m) => SERIES.some((s) => m[s.key])).reverse();
-  return h('details', {}, h('summary', {}, 'The same figures as a table'),
+  return h('details', { 'data-key': 'per-minute' }, h('summary', { 'data-key': 'per-minute-summary' }, 'The same figures as a table'),
     table('Per minute, newest first', ['Minute', ...SERIES.map((s) => s.label)],
       rows.map((m) => [time(m.minute), ...SERIES.map((s) => String(m[s.key] ?? 0))]), 'Nothing happened in the last hour.'));
 }

@@ -161,7 +161,7 @@ function attemptItem(a) {
       a.statusCode !== null ? h('span', {}, `HTTP ${a.statusCode}`) : h('span', { class: 'muted' }, 'no response'), ' · ',
       `${a.durationMs} ms`, ' · ', time(a.startedAt)),
     a.error ? h('p', { class: 'error-text' }, a.errorClass ? `${a.errorClass}: ` : '', a.error) : null,
-    a.responseBody ? h('details', {}, h('summary', {}, 'Response excerpt'), h('pre', { class: 'block' }, a.responseBody)) : null);
+    a.responseBody ? h('details', { 'data-key': `excerpt-${a.number}` }, h('summary', { 'data-key': `excerpt-summary-${a.number}` }, 'Response excerpt'), h('pre', { class: 'block' }, a.responseBody)) : null);
 }
 
 /** The not yet replayed dead letter of a webhook, looked up among its endpoint's. */

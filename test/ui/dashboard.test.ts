@@ -169,6 +169,10 @@ function registerScenarios(): void {
     t.regex((await attempts.nth(1).textContent()) ?? '', /#1\s*failure\s*HTTP 503/);
     await attempts.nth(1).getByText('Response excerpt').click();
     await attempts.nth(1).getByText('busy, try later').waitFor();
+    // What the operator opened stays open through the next refresh.
+    await page.evaluate(`document.getElementById('updated').textContent = ''`);
+    await waitForText(page.locator('#updated'), /Updated/);
+    t.true(await page.locator('.timeline > li').nth(1).getByText('busy, try later').isVisible());
     const headerRow = page.getByRole('region', { name: 'Headers sent with each attempt' }).getByRole('row', { name: /X-Tenant/ });
     t.regex((await headerRow.textContent()) ?? '', /X-Tenant\s*acme\s*webhook/);
     t.regex((await page.locator('pre.block').last().textContent()) ?? '', /"orderId": 42/);
