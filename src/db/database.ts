@@ -64,6 +64,14 @@ export function createDb(connectionString: string, options: { max?: number; appl
   // An idle client that loses its server emits 'error' on the pool; without a listener the
   // process would crash. The next query on the pool reconnects.
   pool.on('error', () => {});
+  // pg-pool takes that listener off a client while it is checked out (a transaction, a query
+  // under way), and a connection that dies then (pg_terminate_backend, a PostgreSQL restart)
+  // emits 'error' on the client with nobody listening: an uncaught exception that ends the
+  // process. The statement under way rejects with the same error, which callers handle, and
+  // the pool discards the client, so this listener only has to exist.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }).withSchema(SCHEMA);
   let closed = false;
   return {
