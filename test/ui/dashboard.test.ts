@@ -242,6 +242,45 @@ function registerScenarios(): void {
     t.deepEqual(problems, []);
   });
 
+  test.serial('the webhook list pages with cursors and filters by status and endpoint', async (t) => {
+    const svc = await startTestService(t);
+    const rx = await startReceiver(t);
+    const delivered: string[] = [];
+    for (let i = 0; i < 12; i++) delivered.push((await deliver(svc, { url: `${rx.url}/many`, payload: { i } })).id);
+    for (const id of delivered) await until(svc, id, 'delivered');
+    rx.fallback = { status: 500 };
+    const dead = await deliver(svc, { url: `${rx.url}/other`, payload: { i: 'dead' }, retryPolicy: { maxAttempts: 1 } });
+    await until(svc, dead.id, 'dead');
+
+    const { page, problems } = await openDashboard(t, svc);
+    await signIn(page, svc.token);
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByLabel('Per page').selectOption('10');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    const rows = page.getByRole('region', { name: 'Webhooks, newest first' }).locator('tbody tr');
+    // Newest first: the dead one, then the delivered ones from the last.
+    await eventually(async () => ((await rows.count()) === 10 ? true : undefined));
+    t.regex((await rows.first().textContent()) ?? '', new RegExp(dead.id));
+    await page.getByRole('button', { name: 'Older →' }).click();
+    await waitForText(page.getByText(/^Page \d$/), /Page 2/);
+    await eventually(async () => ((await rows.count()) === 3 ? true : undefined));
+    t.regex((await rows.last().textContent()) ?? '', new RegExp(delivered[0]!));
+    t.true(await page.getByRole('button', { name: 'Older →' }).isDisabled());
+    await page.getByRole('button', { name: '← Newer' }).click();
+    await waitForText(page.getByText(/^Page \d$/), /Page 1/);
+
+    await page.getByLabel('Status').selectOption('dead');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await eventually(async () => ((await rows.count()) === 1 ? true : undefined));
+    t.regex((await rows.first().textContent()) ?? '', new RegExp(dead.id));
+    // The endpoint filter, as linked from an endpoint's page.
+    const endpointOfMany = ((await (await svc.api(`/api/v1/webhooks/${delivered[0]}`)).json()) as { endpointId: string }).endpointId;
+    await page.evaluate(`location.hash = ${JSON.stringify(`#/webhooks?endpointId=${endpointOfMany}`)}`);
+    await eventually(async () => ((await rows.count()) === 12 ? true : undefined));
+    t.is(await page.getByLabel('Endpoint id').inputValue(), endpointOfMany);
+    t.deepEqual(problems, []);
+  });
+
   test.serial('a retrying webhook is attempted at once with its retry button', async (t) => {
     const svc = await startTestService(t);
     const rx = await startReceiver(t);
