@@ -6,7 +6,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
 import { DB_RETRY_AFTER_SECONDS, isDatabaseUnavailable, type Db } from '../db/database.ts';
 import { constraintProblem } from '../db/constraints.ts';
-import { AppError, badField, fieldError, toProblem } from '../errors.ts';
+import { AppError, badField, fieldError, toProblem, type FieldError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { loadSpec, toFieldErrors, type Operation, type Spec } from './spec.ts';
 import { hasScopes, type Authenticator, type TokenInfo } from './tokens.ts';
@@ -127,6 +127,7 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
       }
       validateHeaders(ctx, operation);
       ctx.state.query = validateQuery(ctx, operation);
+      rejectImpossibleIds(ctx);
       const hasBody = ctx.request.length !== 0 && (ctx.request.length !== undefined || ctx.get('transfer-encoding') !== '');
       if (operation.body && !operation.body.required && !hasBody) {
         ctx.request.body = {};
@@ -150,6 +151,8 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
           const errors = toFieldErrors(operation.body.validate.errors);
           throw new AppError(400, 'validation_failed', `invalid request: ${errors.map((e) => `${e.field || 'body'} ${e.message}`).join('; ')}`, { errors });
         }
+        const unstorable = unstorableText(body);
+        if (unstorable) throw new AppError(400, 'validation_failed', `invalid request: ${unstorable.field || 'body'} ${unstorable.message}`, { errors: [unstorable] });
       }
       await handler(ctx, deps);
       return next();
@@ -221,6 +224,8 @@ function validateQuery(ctx: Context, operation: Operation): Record<string, unkno
       continue;
     }
     if (Array.isArray(given)) throw badField(param.name, 'is given more than once');
+    // PostgreSQL text cannot hold NUL: refused here rather than failing in the query.
+    if (given.includes('\u0000')) throw badField(param.name, 'must not contain NUL characters');
     const value = param.coerce(given);
     if (!param.validate(value)) {
       const errors = toFieldErrors(param.validate.errors, param.name);
@@ -229,6 +234,47 @@ function validateQuery(ctx: Context, operation: Operation): Record<string, unkno
     out[param.name] = value;
   }
   return out;
+}
+
+/**
+ * A path id with a NUL character names nothing (PostgreSQL text cannot hold one): 404 as for
+ * any unknown id, instead of an error from the database.
+ */
+function rejectImpossibleIds(ctx: Context): void {
+  for (const [name, value] of Object.entries(ctx.params ?? {})) {
+    if (typeof value === 'string' && value.includes('\u0000')) throw new AppError(404, 'not_found', `nothing has this ${name}`);
+  }
+}
+
+/**
+ * The first string (or object key) of a request body that PostgreSQL text and jsonb cannot
+ * hold: a NUL character or an unpaired UTF-16 surrogate. Every body field ends up in a
+ * column or is compared with one, so these are refused for all of them, naming the field.
+ * Iterative, so that absurdly deep JSON cannot overflow the stack here.
+ */
+function unstorableText(body: unknown): FieldError | undefined {
+  type Path = { key: string; parent: Path } | null;
+  const field = (path: Path) => {
+    const keys: string[] = [];
+    for (let p = path; p; p = p.parent) keys.unshift(p.key);
+    return keys.join('.');
+  };
+  const bad = (s: string) => s.includes('\u0000') || !s.isWellFormed();
+  const stack: [unknown, Path][] = [[body, null]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') {
+      if (bad(value)) return fieldError(field(path), 'must not contain NUL characters or unpaired UTF-16 surrogates');
+    } else if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push([value[i], { key: String(i), parent: path }]);
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, child] of Object.entries(value).reverse()) {
+        if (bad(key)) return fieldError(field(path), 'has a key with a NUL character or an unpaired UTF-16 surrogate');
+        stack.push([child, { key, parent: path }]);
+      }
+    }
+  }
+  return undefined;
 }
 
 function validateHeaders(ctx: Context, operation: Operation): void {
