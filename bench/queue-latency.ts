@@ -1,0 +1,72 @@
+/**
+ * bench:queue-latency — commit → attempt start at a steady 500 webhooks/s, and the CPU the
+ * service spends on it; against pg-boss send() → work() on the same PostgreSQL in the same run.
+ *
+ *   npm run bench:queue-latency -- [--rate 500] [--duration 10000] [--warmup 1000] [--endpoints 10]
+ *
+ * The service (`node src/main.ts`, api and worker), the receiver (answers 200 at once) and the
+ * open-loop load generator are separate processes. A webhook's queue latency is measured
+ * from the moment its 202 reaches the load generator (after COMMIT) to the moment its first
+ * request reaches the receiver (after the attempt started), wall clocks of one machine; the
+ * ledger's own view (attempts.started_at − webhooks.created_at) is reported beside it.
+ * Targets: p99 < 10 ms; service CPU < 70 % on average.
+ */
+
+import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, ratio, report, runChild, startReceiver, startService, summarize, until } from './lib.ts';
+import pg from 'pg';
+
+const args = parseArgs();
+const rate = numArg(args, 'rate', 500);
+const durationMs = numArg(args, 'duration', 10_000);
+const warmupMs = numArg(args, 'warmup', 1_000);
+const endpoints = numArg(args, 'endpoints', 10);
+
+const db = await freshDatabase();
+try {
+  const receiver = await startReceiver(0);
+  const service = await startService(db.url);
+  let result;
+  try {
+    service.sampler.mark();
+    const load = await runChild(`${BENCH_DIR}load.ts`, [
+      '--service', service.url, '--token', BENCH_TOKEN, '--receiver', receiver.url, '--mode', 'rate', '--rate', String(rate),
+      '--duration', String(durationMs), '--warmup', String(warmupMs), '--endpoints', String(endpoints), '--connections', '64', '--record',
+    ]);
+    const cpuPercent = service.sampler.cpuPercent();
+    const recorded = load.recorded as Array<[string, number]>;
+    await until(async () => (await receiver.stats()).distinctIds >= load.accepted, 30_000);
+    const arrivals = await receiver.arrivals();
+    const latencies = recorded.flatMap(([id, at]) => (arrivals[id] !== undefined ? [arrivals[id] - at] : []));
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const { rows } = await client.query<{ ms: number }>(
+      `SELECT extract(epoch FROM a.started_at - w.created_at) * 1000 AS ms
+         FROM hookrelay.attempts a JOIN hookrelay.webhooks w ON w.id = a.webhook_id
+        WHERE a.attempt = 1 AND w.id = ANY($1)`, [recorded.map(([id]) => id)]);
+    await client.end();
+    result = {
+      submitted: { perSecond: load.perSecond, accepted: load.accepted, latencyMs: load.latencyMs, errors: load.errors },
+      latencyMs: summarize(latencies),
+      ledgerLatencyMs: summarize(rows.map((r) => Number(r.ms))),
+      missing: recorded.length - latencies.length,
+      cpu: { percentOfOneCore: cpuPercent, percentOfMachine: Number((cpuPercent / 2).toFixed(1)) },
+      peakRssMb: service.sampler.peakRssMb(),
+    };
+  } finally {
+    await service.stop();
+    await receiver.stop();
+  }
+  const raw = await runChild(`${BENCH_DIR}raw.ts`, ['queue-latency', '--db', db.url, '--rate', String(rate), '--duration', String(durationMs), '--warmup', String(warmupMs)]);
+  report({
+    bench: 'queue-latency',
+    machine: machine(db.postgresVersion),
+    rate,
+    target: { p99Ms: 10, cpuPercent: 70, rssMb: 500 },
+    hookrelay: result,
+    raw,
+    ratio: { p50: ratio(result.latencyMs.p50, raw.latencyMs.p50), p99: ratio(result.latencyMs.p99, raw.latencyMs.p99) },
+    targetMet: { p99: result.latencyMs.p99 < 10, cpu: result.cpu.percentOfOneCore < 70, rss: result.peakRssMb < 500 },
+  });
+} finally {
+  await db.drop();
+}
