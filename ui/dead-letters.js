@@ -80,18 +80,18 @@ export function mount(root, route, ctx) {
     try {
       const data = await api('/dead-letters', { query: { ...bulkFilter(), replayed: filters.replayed, limit: filters.limit, cursor: cursors[page] } });
       swap(body,
-        table('Dead letters, newest first', ['Dead letter', 'Webhook', 'Endpoint', 'Reason', 'Last status', 'Last error', 'Attempts', 'Dead at', 'Replayed', ''],
+        table('Dead letters, newest first', ['Replay', 'Webhook', 'Reason', 'Last error', 'Attempts', 'Dead at', 'Endpoint', 'Dead letter'],
           data.data.map((d) => [
-            code(d.id),
+            d.replayedAt
+              ? h('span', { class: 'replayed' }, 'replayed ', time(d.replayedAt), d.replayedBy ? h('small', { class: 'muted' }, ` by ${d.replayedBy}`) : null)
+              : h('button', { type: 'button', 'data-key': `replay-${d.id}`, 'aria-label': `Replay ${d.id}`, onclick: () => replayOne(d) }, 'Replay'),
             link(`#/webhooks/${encodeURIComponent(d.webhookId)}`, d.webhookId, `dl-wh-${d.id}`),
-            link(`#/endpoints/${encodeURIComponent(d.endpointId)}`, d.endpointId, `dl-ep-${d.id}`),
             badge(d.reason),
-            d.lastStatusCode === null ? '—' : String(d.lastStatusCode),
-            d.lastError ? h('span', { class: 'error-text' }, d.lastError) : '',
+            h('span', { class: 'error-text' }, d.lastStatusCode === null ? '' : `HTTP ${d.lastStatusCode}: `, d.lastError ?? ''),
             String(d.attempts),
             time(d.deadAt),
-            d.replayedAt ? [time(d.replayedAt), d.replayedBy ? h('small', { class: 'muted' }, ` by ${d.replayedBy}`) : null] : 'no',
-            d.replayedAt ? '' : h('button', { type: 'button', 'data-key': `replay-${d.id}`, 'aria-label': `Replay ${d.id}`, onclick: () => replayOne(d) }, 'Replay'),
+            link(`#/endpoints/${encodeURIComponent(d.endpointId)}`, d.endpointId, `dl-ep-${d.id}`),
+            code(d.id),
           ]), 'No dead letter matches.'),
         pager(page, Boolean(data.nextCursor), () => { cursors.pop(); load(); }, () => { cursors.push(data.nextCursor); load(); }));
     } catch (err) {

@@ -202,7 +202,7 @@ function registerScenarios(): void {
     await page.getByRole('link', { name: 'Dead letters' }).click();
     const replayButtons = page.getByRole('button', { name: /^Replay dl_/ });
     await eventually(async () => ((await replayButtons.count()) === 2 ? true : undefined));
-    t.regex((await page.getByRole('row', { name: new RegExp(letterA) }).textContent()) ?? '', /attempts exhausted\s*500\s*receiver answered 500/);
+    t.regex((await page.getByRole('row', { name: new RegExp(letterA) }).textContent()) ?? '', /attempts exhausted\s*HTTP 500: receiver answered 500/);
 
     // The filters are the API's: a reason nothing died of lists nothing.
     await page.getByLabel('Reason').selectOption('gone');
