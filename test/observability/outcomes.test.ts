@@ -40,7 +40,7 @@ test('attempt outcomes: the metrics counter and the SQL of /api/v1/stats agree o
     VALUES ('msg_1', 'ep_1', 'https://a.example.com/', '{}', '{}', 'retrying', $1, now(), now())`, [CASES.length]);
   const metrics = createMetrics({ db: handle.db, processMetrics: false });
   for (const [i, c] of CASES.entries()) {
-    t.is<string>(attemptOutcome(c.ok, c.statusCode, c.errorClass), c.expected, JSON.stringify(c));
+    t.is(attemptOutcome(c.ok, c.statusCode, c.errorClass) as string, c.expected, JSON.stringify(c));
     await query(url, `INSERT INTO hookrelay.attempts (webhook_id, attempt, endpoint_id, started_at, duration_ms, status_code, outcome, error_class)
       VALUES ('msg_1', $1, 'ep_1', now(), 5, $2, $3, $4)`, [i + 1, c.statusCode, c.ok ? 'success' : 'failure', c.errorClass]);
     metrics.attemptMade({ ok: c.ok, statusCode: c.statusCode, errorClass: c.errorClass, durationMs: 5 });
