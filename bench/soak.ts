@@ -1,8 +1,10 @@
 /**
  * Chaos soak: load, faults, drain, then the ledger invariant checker.
  *
- *   npm run soak [-- --duration 5m] [--rate 300] [--fault-interval 30s] [--drain-timeout 3m] [--no-docs]
- *   (or SOAK_DURATION, SOAK_RATE, SOAK_FAULT_INTERVAL, SOAK_DRAIN_TIMEOUT in the environment)
+ *   npm run soak [-- --duration 5m] [--rate 300] [--fault-interval 30s] [--drain-timeout 3m]
+ *                   [--faults worker-kill,pg-terminate,pg-restart-fast,pg-restart-immediate] [--no-docs]
+ *   (or SOAK_DURATION, SOAK_RATE, SOAK_FAULT_INTERVAL, SOAK_DRAIN_TIMEOUT, SOAK_FAULTS in the
+ *   environment; SOAK_LOG_DIR keeps the service processes' logs and the raw run data there)
  *
  * Everything runs on this machine and is owned by the run:
  *   - a PostgreSQL cluster of its own in a temporary directory (src/db/embedded.ts), on a free
@@ -112,6 +114,8 @@ export interface SoakResult {
   drain: { drained: boolean; ms: number };
   /** Event-loop delay of the soak's own process (load generator and receivers): a large one means the figures measure this machine's load, not the service. */
   soakProcess: { eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number; loadAverage: number[] };
+  /** Service processes that exited without being stopped or killed by the run (crashes), with their last log lines. */
+  unexpectedExits: { name: string; code: number | null; signal: string | null; lastLines: string[] }[];
   /** Warnings and errors the service processes logged, by role and message. */
   serviceLog: Record<string, Record<string, number>>;
   check: CheckReport;
@@ -151,6 +155,8 @@ interface Child {
   process: ChildProcess;
   exited: Promise<void>;
   tail: string[];
+  /** Set before the run stops or kills it; an exit without it is a crash. */
+  expectedExit: boolean;
   /** Warnings and errors it logged, counted by message. */
   problems: Map<string, number>;
   waitFor(message: string, timeoutMs: number): Promise<Record<string, unknown>>;
@@ -199,6 +205,7 @@ function startChild(name: string, env: NodeJS.ProcessEnv, logDir?: string): Chil
     exited,
     tail,
     problems,
+    expectedExit: false,
     waitFor(message, timeoutMs) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`${name} did not log "${message}" within ${timeoutMs} ms:\n${tail.join('\n')}`)), timeoutMs);
@@ -224,6 +231,7 @@ function serviceLog(children: Child[]): Record<string, Record<string, number>> {
 
 /** SIGTERM, then SIGKILL after `graceMs`; only this child's own PID. */
 async function stopChild(child: Child, graceMs: number): Promise<void> {
+  child.expectedExit = true;
   if (child.process.exitCode !== null || child.process.signalCode !== null) return;
   child.process.kill('SIGTERM');
   const exited = await Promise.race([child.exited.then(() => true), sleep(graceMs).then(() => false)]);
@@ -379,6 +387,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     });
     const children = new Set<Child>();
     const everStarted: Child[] = [];
+    const crashes: SoakResult['unexpectedExits'] = [];
     cleanups.push(async () => {
       await Promise.all([...children].map((c) => stopChild(c, 8_000)));
     });
@@ -386,7 +395,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const child = startChild(name, { ...baseEnv, HOOKRELAY_ROLES: roles }, options.logDir);
       children.add(child);
       everStarted.push(child);
-      void child.exited.then(() => children.delete(child));
+      void child.exited.then(() => {
+        children.delete(child);
+        if (!child.expectedExit) {
+          crashes.push({ name: child.name, code: child.process.exitCode, signal: child.process.signalCode, lastLines: child.tail.slice(-8) });
+          progress(`${child.name} exited by itself (code ${child.process.exitCode}, signal ${child.process.signalCode})`);
+        }
+      });
       return { child, started: await child.waitFor(roles === 'api' ? 'api listening' : 'hookrelay started', 60_000) };
     };
     const api = await startProcess('api', 'api');
@@ -442,6 +457,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       if (kind === 'worker-kill') {
         const index = Math.floor(n / rotation.length) % workers.length;
         const victim = workers[index]!;
+        victim.expectedExit = true;
         victim.process.kill('SIGKILL');
         await victim.exited;
         workers[index] = (await startProcess(`${victim.name}'`, 'worker')).child;
@@ -493,8 +509,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     await Promise.all(inFlight);
     progress(`load done: ${seq} offered, ${submissions.filter((s) => s.outcome === 'acked').length} acknowledged; draining`);
 
-    // Drain: nothing pending or retrying (bounded), then the slow receivers' stragglers.
+    // Drain. The API stops first (gracefully: requests it is still working on finish), so
+    // that no submission a client gave up on commits after the ledger was found quiet. Then
+    // wait until nothing is pending or retrying (bounded), then for slow receivers' stragglers.
     const drainStart = Date.now();
+    await stopChild(api.child, 15_000);
     let drained = false;
     while (!signal?.aborted && Date.now() - drainStart < options.drainTimeoutMs) {
       const open = await withClient(dbUrl, (c) => c.query<{ n: string }>(`SELECT count(*) AS n FROM hookrelay.webhooks WHERE status IN ('pending', 'retrying')`))
@@ -540,7 +559,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const pick = (l: CheckReport['latency']['beforeFaults']) => ({ count: l.count, p50Ms: l.p50Ms, p99Ms: l.p99Ms });
     const result: SoakResult = {
       // A run that does not drain did not recover by itself, whatever the ledger says.
-      ok: report.ok && drained,
+      ok: report.ok && drained && crashes.length === 0,
       settings: {
         durationS: options.durationMs / 1000,
         rate: options.rate,
@@ -579,6 +598,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
         loadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10),
       },
+      unexpectedExits: crashes,
       serviceLog: serviceLog(everStarted),
       check: report,
     };
@@ -615,6 +635,7 @@ export function figuresMarkdown(result: SoakResult, when: Date, machine: string)
     `| receiver-side duplicates | ${result.duplicates.count} (${result.duplicates.explainedByFault} explained by a fault, ${result.duplicates.explainedByTimeout} by a timeout, **${result.duplicates.unexplained} unexplained**) |`,
     `| end-to-end p99 (p50), before the first fault | ${ms(result.latency.beforeFaults.p99Ms)} (${ms(result.latency.beforeFaults.p50Ms)}), ${result.latency.beforeFaults.count} webhooks |`,
     `| end-to-end p99 (p50), from the first fault on | ${ms(result.latency.afterFaults.p99Ms)} (${ms(result.latency.afterFaults.p50Ms)}), ${result.latency.afterFaults.count} webhooks |`,
+    `| service processes that exited by themselves | ${result.unexpectedExits.length} |`,
     `| drain after the load | ${result.drain.drained ? 'complete' : 'TIMED OUT'} in ${(result.drain.ms / 1000).toFixed(1)} s |`,
     '',
     '| fault | at | service-side outage | first 202 after it | first recorded delivery after it |',
@@ -651,6 +672,7 @@ async function main(): Promise<void> {
       rate: { type: 'string' },
       'fault-interval': { type: 'string' },
       'drain-timeout': { type: 'string' },
+      faults: { type: 'string' },
       'no-docs': { type: 'boolean' },
     },
     strict: true,
@@ -659,6 +681,10 @@ async function main(): Promise<void> {
   const rateText = values.rate ?? env.SOAK_RATE ?? '300';
   const rate = Number(rateText);
   if (!/^\d+$/.test(rateText) || rate < 1 || rate > 100_000) throw new Error(`--rate must be webhooks per second, 1 to 100000 (got ${JSON.stringify(rateText)})`);
+  const faultsText = values.faults ?? env.SOAK_FAULTS;
+  const faults = faultsText ? faultsText.split(',').map((f) => f.trim()) : [...FAULT_KINDS];
+  const unknown = faults.filter((f) => !(FAULT_KINDS as readonly string[]).includes(f));
+  if (faults.length === 0 || unknown.length > 0) throw new Error(`--faults must list fault kinds from ${FAULT_KINDS.join(', ')} (unknown: ${unknown.join(', ')})`);
   const controller = new AbortController();
   let interrupts = 0;
   process.on('SIGINT', () => {
@@ -672,6 +698,7 @@ async function main(): Promise<void> {
     rate,
     faultIntervalMs: durationOption(values['fault-interval'] ?? env.SOAK_FAULT_INTERVAL, 30_000, '--fault-interval'),
     drainTimeoutMs: durationOption(values['drain-timeout'] ?? env.SOAK_DRAIN_TIMEOUT, 180_000, '--drain-timeout'),
+    faults: faults as FaultKind[],
     progress: (line) => process.stderr.write(`soak: ${line}\n`),
     signal: controller.signal,
     ...(env.SOAK_LOG_DIR ? { logDir: env.SOAK_LOG_DIR } : {}),
