@@ -296,3 +296,48 @@ test('two services in one process keep separate registries', async (t) => {
   t.regex(ta, /^hookrelay_webhooks_accepted_total 1$/m);
   t.regex(tb, /^hookrelay_webhooks_accepted_total 0$/m);
 });
+
+test('circuit changes and a disabled endpoint: one log line each with the ids, and counted', async (t) => {
+  const svc = await startTestService(t, { HOOKRELAY_CIRCUIT_FAILURE_THRESHOLD: '1', HOOKRELAY_CIRCUIT_COOLDOWN_MS: '100' });
+  const rx = await startReceiver(t);
+  let flaky = 0;
+  rx.fallback = (req, res) => {
+    const status = req.url === '/gone' ? 410 : flaky++ === 0 ? 503 : 200;
+    res.writeHead(status).end();
+  };
+  const submit = async (path: string, requestId: string) => {
+    const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', headers: { 'x-request-id': requestId }, json: { url: `${rx.url}${path}`, payload: 1, retryPolicy: FAST } });
+    t.is(res.status, 202);
+    return (await res.json()) as { id: string; endpointId: string };
+  };
+  const flakyHook = await submit('/flaky', 'req-circuit');
+  const goneHook = await submit('/gone', 'req-gone');
+  await eventually(async () => {
+    const rows = await query(svc.dbUrl, `SELECT status FROM hookrelay.webhooks WHERE status IN ('pending', 'retrying')`);
+    return rows.length === 0 ? true : undefined;
+  }, 30_000, 100);
+  const line = (webhookId: string, msg: string) => svc.logs.find((l) => l.webhookId === webhookId && (l.msg ?? l.message) === msg);
+  for (const msg of ['circuit opened', 'circuit closed']) {
+    const l = line(flakyHook.id, msg);
+    t.truthy(l, msg);
+    t.is(l?.requestId, 'req-circuit');
+    t.is(l?.endpointId, flakyHook.endpointId);
+  }
+  const disabled = line(goneHook.id, 'endpoint disabled');
+  t.truthy(disabled);
+  t.is(disabled?.requestId, 'req-gone');
+  t.is(disabled?.endpointId, goneHook.endpointId);
+  t.truthy(disabled?.reason);
+
+  const { families } = await eventually(async () => {
+    const s = await scrape(svc);
+    return value(s.families, 'hookrelay_circuit_transitions_total', { transition: 'closed' }) === 1 ? s : undefined;
+  }, 10_000, 100);
+  // Threshold 1: the first failure opens each endpoint's circuit (the 410 one's too).
+  t.is(value(families, 'hookrelay_circuit_transitions_total', { transition: 'opened' }), 2);
+  t.is(value(families, 'hookrelay_endpoints_disabled_total'), 1);
+  t.is(value(families, 'hookrelay_dead_letters_total', { reason: 'gone' }), 1);
+  t.is(value(families, 'hookrelay_endpoints', { state: 'disabled' }), 1);
+  const [row] = await query(svc.dbUrl, `SELECT count(*)::int AS n FROM hookrelay.dead_letters WHERE reason = 'gone'`);
+  t.is(row!.n, 1);
+});
