@@ -12,7 +12,7 @@
  * Targets: p99 < 10 ms; service CPU < 70 % on average.
  */
 
-import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, ratio, report, runChild, startReceiver, startService, summarize, until } from './lib.ts';
+import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, ratio, report, runChild, scalar, startReceiver, startService, summarize, until } from './lib.ts';
 import pg from 'pg';
 
 const args = parseArgs();
@@ -35,6 +35,8 @@ try {
     const cpuPercent = service.sampler.cpuPercent();
     const recorded = load.recorded as Array<[string, number]>;
     await until(async () => (await receiver.stats()).distinctIds >= load.accepted, 30_000);
+    // The receiver hears of an attempt before its recording commits: wait for the ledger too.
+    await until(async () => Number(await scalar(db.url, 'SELECT count(*) FROM hookrelay.attempts WHERE attempt = 1')) >= load.accepted, 30_000);
     const arrivals = await receiver.arrivals();
     const latencies = recorded.flatMap(([id, at]) => (arrivals[id] !== undefined ? [arrivals[id] - at] : []));
     const client = new pg.Client({ connectionString: db.url });
