@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { readAsset } from './assets.ts';
+import { listAssets, readAsset } from './assets.ts';
 import { ConfigError, loadConfig, SETTINGS, type Config } from './config.ts';
 import { rewrapKeys } from './endpoints/keys.ts';
 import { KeyringError } from './endpoints/keyring.ts';
@@ -30,6 +30,8 @@ commands:
   keys rewrap                 re-encrypt every signing secret under HOOKRELAY_MASTER_KEY
                               (old master keys in HOOKRELAY_PREVIOUS_MASTER_KEYS)
   settings                    list every setting with its default
+  sql [NAME]                  list the operators' SQL scripts (sql/ops, sql/replay), or print one:
+                              hookrelay sql ops/backlog-by-endpoint | psql "$DATABASE_URL" -f -
   --version                   print the version
 
 With DATABASE_URL unset, commands use the embedded PostgreSQL under HOOKRELAY_DATA_DIR
@@ -203,6 +205,18 @@ async function main(argv: string[]): Promise<void> {
     case 'settings':
       for (const s of SETTINGS) console.log(`${s.env.padEnd(34)} ${(s.default ?? '(unset)').padEnd(14)} ${s.doc}`);
       return;
+    case 'sql': {
+      // The operators' SQL ships inside the single binary too: print a script for psql.
+      const [name] = rest;
+      const scripts = ['sql/ops', 'sql/replay'].flatMap((dir) => listAssets(dir).filter((f) => f.endsWith('.sql')).map((f) => `${dir.slice(4)}/${f.slice(0, -4)}`));
+      if (name === undefined) {
+        for (const script of scripts) console.log(script);
+        return;
+      }
+      if (!scripts.includes(name)) fail(`unknown SQL script ${JSON.stringify(name)}; \`hookrelay sql\` lists them`);
+      process.stdout.write(readAsset(`sql/${name}.sql`));
+      return;
+    }
     case '--version':
     case 'version':
       console.log(`hookrelay ${(JSON.parse(readAsset('package.json').toString('utf8')) as { version: string }).version}`);

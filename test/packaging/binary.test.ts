@@ -95,6 +95,19 @@ test('without DATABASE_URL, database commands exit 2 saying DATABASE_URL is requ
   t.regex(settings.stdout, /^DATABASE_URL/m);
 });
 
+test('the operators\' SQL scripts come out of the binary byte for byte (hookrelay sql)', async (t) => {
+  const list = await runBinary(t, ['sql'], {});
+  t.is(list.code, 0, list.stderr);
+  const expected = ['ops', 'replay'].flatMap((dir) => readdirSync(`${ROOT}sql/${dir}`).filter((f) => f.endsWith('.sql')).sort().map((f) => `${dir}/${f.slice(0, -4)}`));
+  t.deepEqual(list.stdout.trim().split('\n'), expected);
+  for (const name of expected) {
+    const script = await runBinary(t, ['sql', name], {});
+    t.is(script.stdout, readFileSync(`${ROOT}sql/${name}.sql`, 'utf8'), name);
+  }
+  const unknown = await runBinary(t, ['sql', 'ops/nothing'], {});
+  t.is(unknown.code, 2);
+});
+
 test('migrate, token create and serve from an empty folder deliver a signed webhook to a receiver', async (t) => {
   t.timeout(180_000);
   const dbUrl = await freshDatabase(t, { migrate: false });
