@@ -242,7 +242,7 @@ async function stopChild(child: Child, graceMs: number): Promise<void> {
 }
 
 async function withClient<T>(connectionString: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5_000 });
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 15_000 });
   client.on('error', () => {});
   await client.connect();
   try {
@@ -462,11 +462,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         await victim.exited;
         workers[index] = (await startProcess(`${victim.name}'`, 'worker')).child;
       } else if (kind === 'pg-terminate') {
-        const killed = await withClient(dbUrl, (c) => c.query<{ n: string }>(
-          `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-        ));
-        progress(`  terminated ${killed.rows[0]?.n} connections`);
+        // A loaded machine may be slow to give us a connection; that is not the service's fault.
+        for (let tries = 1; ; tries++) {
+          try {
+            const killed = await withClient(dbUrl, (c) => c.query<{ n: string }>(
+              `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+            ));
+            progress(`  terminated ${killed.rows[0]?.n} connections`);
+            break;
+          } catch (err) {
+            if (tries >= 3) throw err;
+          }
+        }
       } else {
         await runPgCtl(['restart', '-m', kind === 'pg-restart-fast' ? 'fast' : 'immediate', '-l', path.join(pgDir, 'restart.log')]);
       }
