@@ -1025,6 +1025,17 @@ export interface operations {
                  *     when both requests arrive at once. The same key with a different body is 409.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description W3C Trace Context. A valid value is stored with the webhook and continued on each
+                 *     delivery attempt (same trace id, a new span id per attempt, the flags as given); an
+                 *     invalid one is ignored, never an error.
+                 */
+                traceparent?: string;
+                /**
+                 * @description Correlation id (1-128 of `A-Za-z0-9._:-`; otherwise a new one is made), echoed in the
+                 *     answer, stored with the webhook and carried by every log line about it.
+                 */
+                "X-Request-Id"?: string;
             };
             path?: never;
             cookie?: never;
