@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -173,6 +173,13 @@ test('migrate, token create and serve from an empty folder deliver a signed webh
   t.is(docs.status, 200);
   const bundle = await fetch(`${base}/docs/swagger-ui-bundle.js`);
   t.true(Buffer.from(await bundle.arrayBuffer()).equals(readFileSync(`${ROOT}node_modules/swagger-ui-dist/swagger-ui-bundle.js`)));
+
+  // So does the dashboard, when the checkout has one.
+  if (existsSync(`${ROOT}ui/index.html`)) {
+    const ui = await fetch(`${base}/ui/`);
+    t.is(ui.status, 200);
+    t.is(await ui.text(), readFileSync(`${ROOT}ui/index.html`, 'utf8'));
+  }
 
   // SIGTERM drains and exits 0.
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
