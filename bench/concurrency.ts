@@ -5,8 +5,8 @@
  *   npm run bench:concurrency -- [--count 10000] [--hold 2000] [--endpoints 200] [--timeout 120000]
  *
  * A backlog of `count` webhooks over `endpoints` receiver paths (one endpoint each, so the
- * per-endpoint limit is not what caps the figure) is submitted through the API first (api role
- * only); then the service starts with both roles and an in-flight budget of `count`
+ * per-endpoint limit is not what caps the figure) is written first (bench/lib.ts preload: the
+ * submission code of the API, without HTTP); then the service starts with both roles and an in-flight budget of `count`
  * (HOOKRELAY_WORKER_BATCH_SIZE × HOOKRELAY_WORKER_CONCURRENCY, unless given in the environment)
  * and delivers it to bench/receiver.ts, which counts the requests it holds at once. The
  * service's RSS is sampled all along. Target: 10,000 in flight, all delivered, RSS < 500 MB.

@@ -4,8 +4,8 @@
  *
  *   npm run bench:e2e -- [--count 10000] [--endpoints 50] [--timeout 120000]
  *
- * A backlog of `count` webhooks is submitted through the API first (api role only), then the
- * service starts with both roles (`node src/main.ts`, worker settings from its environment:
+ * A backlog of `count` webhooks is written first (bench/lib.ts preload: the submission code
+ * of the API, without HTTP), then the service starts with both roles (`node src/main.ts`, worker settings from its environment:
  * HOOKRELAY_WORKER_BATCH_SIZE and the like pass through) and delivers it to bench/receiver.ts.
  * Deliveries/s is counted by the receiver from its first request to its last; the ledger's
  * figure (webhooks delivered, from the first attempt to the last delivered_at) is beside it.
