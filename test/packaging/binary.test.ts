@@ -65,10 +65,17 @@ function serveBinary(t: ExecutionContext, env: Record<string, string>): Promise<
     const timer = setTimeout(() => reject(new Error(`serve did not listen within 60 s:\n${output}`)), 60_000);
     const onData = (c: Buffer) => {
       output += c.toString('utf8');
-      const listening = /"message":"api listening","port":(\d+)/.exec(output);
+      // The log is JSON lines; the API's port is in the 'api listening' line.
+      const listening = output.split('\n').filter((line) => line.startsWith('{') && line.includes('api listening')).map((line) => {
+        try {
+          return JSON.parse(line) as { message?: string; port?: number };
+        } catch {
+          return {};
+        }
+      }).find((entry) => entry.message === 'api listening' && typeof entry.port === 'number');
       if (listening) {
         clearTimeout(timer);
-        resolve({ child, port: Number(listening[1]), output: () => output });
+        resolve({ child, port: listening.port!, output: () => output });
       }
     };
     child.stdout!.on('data', onData);
