@@ -143,7 +143,9 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
         } catch (err) {
           // Errors with a status (too large, bad JSON) are rendered as such; anything else from
           // reading the body (a corrupt gzip stream, say) is still the client's malformed body.
-          if (isHttpError(err)) throw err;
+          // So is a 5xx from the reader: raw-body says 500 "stream is not readable" when the
+          // client closed or stopped sending before the body could be read.
+          if (isHttpError(err) && err.status < 500) throw err;
           throw new AppError(400, 'invalid_body', 'the request body could not be read (bad Content-Encoding?)');
         }
         const body = ctx.request.body;
@@ -234,6 +236,47 @@ function validateQuery(ctx: Context, operation: Operation): Record<string, unkno
     out[param.name] = value;
   }
   return out;
+}
+
+/**
+ * A path id with a NUL character names nothing (PostgreSQL text cannot hold one): 404 as for
+ * any unknown id, instead of an error from the database.
+ */
+function rejectImpossibleIds(ctx: Context): void {
+  for (const [name, value] of Object.entries(ctx.params ?? {})) {
+    if (typeof value === 'string' && value.includes('\u0000')) throw new AppError(404, 'not_found', `nothing has this ${name}`);
+  }
+}
+
+/**
+ * The first string (or object key) of a request body that PostgreSQL text and jsonb cannot
+ * hold: a NUL character or an unpaired UTF-16 surrogate. Every body field ends up in a
+ * column or is compared with one, so these are refused for all of them, naming the field.
+ * Iterative, so that absurdly deep JSON cannot overflow the stack here.
+ */
+function unstorableText(body: unknown): FieldError | undefined {
+  type Path = { key: string; parent: Path } | null;
+  const field = (path: Path) => {
+    const keys: string[] = [];
+    for (let p = path; p; p = p.parent) keys.unshift(p.key);
+    return keys.join('.');
+  };
+  const bad = (s: string) => s.includes('\u0000') || !s.isWellFormed();
+  const stack: [unknown, Path][] = [[body, null]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') {
+      if (bad(value)) return fieldError(field(path), 'must not contain NUL characters or unpaired UTF-16 surrogates');
+    } else if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push([value[i], { key: String(i), parent: path }]);
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, child] of Object.entries(value).reverse()) {
+        if (bad(key)) return fieldError(field(path), 'has a key with a NUL character or an unpaired UTF-16 surrogate');
+        stack.push([child, { key, parent: path }]);
+      }
+    }
+  }
+  return undefined;
 }
 
 /**

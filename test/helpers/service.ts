@@ -58,13 +58,19 @@ export async function startTestService(t: ExecutionContext, env: Record<string, 
   const service = await startService(config, createLogger({ level: 'debug', stream }), {
     onResponse(operation, ctx) {
       const found = checkResponse(operation.operationId, seenFromKoa(ctx));
-      for (const v of found) contractViolations.push(`${ctx.method} ${ctx.url}: ${v}`);
+      for (const v of found) contractViolations.push(`${ctx.method} ${ctx.url} (request ${ctx.state.requestId}): ${v}`);
     },
   });
   t.teardown(() => service.stop());
   t.teardown(() => {
     if (contractViolations.length > 0) {
-      throw new Error(`answers that do not match openapi.yaml:\n${contractViolations.slice(0, 20).join('\n')}`);
+      // With the service's own error lines for those requests: a 500 says why only there.
+      const explained = contractViolations.slice(0, 20).map((v) => {
+        const id = /\(request ([^)]+)\)/.exec(v)?.[1];
+        const errors = logs.filter((l) => l.requestId === id && l.level === 'error' && l.message !== 'request');
+        return errors.length === 0 ? v : `${v}\n  log: ${errors.map((l) => JSON.stringify(l).slice(0, 600)).join('\n  log: ')}`;
+      });
+      throw new Error(`answers that do not match openapi.yaml:\n${explained.join('\n')}`);
     }
   });
   // Every scope, admin included, so that tests not about scopes are not affected by them.
