@@ -279,47 +279,6 @@ function unstorableText(body: unknown): FieldError | undefined {
   return undefined;
 }
 
-/**
- * A path id with a NUL character names nothing (PostgreSQL text cannot hold one): 404 as for
- * any unknown id, instead of an error from the database.
- */
-function rejectImpossibleIds(ctx: Context): void {
-  for (const [name, value] of Object.entries(ctx.params ?? {})) {
-    if (typeof value === 'string' && value.includes('\u0000')) throw new AppError(404, 'not_found', `nothing has this ${name}`);
-  }
-}
-
-/**
- * The first string (or object key) of a request body that PostgreSQL text and jsonb cannot
- * hold: a NUL character or an unpaired UTF-16 surrogate. Every body field ends up in a
- * column or is compared with one, so these are refused for all of them, naming the field.
- * Iterative, so that absurdly deep JSON cannot overflow the stack here.
- */
-function unstorableText(body: unknown): FieldError | undefined {
-  type Path = { key: string; parent: Path } | null;
-  const field = (path: Path) => {
-    const keys: string[] = [];
-    for (let p = path; p; p = p.parent) keys.unshift(p.key);
-    return keys.join('.');
-  };
-  const bad = (s: string) => s.includes('\u0000') || !s.isWellFormed();
-  const stack: [unknown, Path][] = [[body, null]];
-  while (stack.length > 0) {
-    const [value, path] = stack.pop()!;
-    if (typeof value === 'string') {
-      if (bad(value)) return fieldError(field(path), 'must not contain NUL characters or unpaired UTF-16 surrogates');
-    } else if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push([value[i], { key: String(i), parent: path }]);
-    } else if (value !== null && typeof value === 'object') {
-      for (const [key, child] of Object.entries(value).reverse()) {
-        if (bad(key)) return fieldError(field(path), 'has a key with a NUL character or an unpaired UTF-16 surrogate');
-        stack.push([child, { key, parent: path }]);
-      }
-    }
-  }
-  return undefined;
-}
-
 function validateHeaders(ctx: Context, operation: Operation): void {
   for (const param of operation.headers) {
     const value = ctx.get(param.name);
