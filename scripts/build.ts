@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -85,10 +85,22 @@ export async function build(options: { force?: boolean; log?: (line: string) => 
     return { path: output, built: false, bytes: statSync(output).size };
   }
   mkdirSync(dist, { recursive: true });
-  rmSync(stamp, { force: true });
+  // Intermediate files go to a folder of this build's own, and the binary replaces the old one
+  // by a rename: two builds at once (two test runs) cannot mix their files.
+  const work = mkdtempSync(path.join(dist, '.build-'));
+  try {
+    const bytes = await buildInto(work, assets, log);
+    writeFileSync(stamp, digest);
+    return { path: output, built: true, bytes };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function buildInto(work: string, assets: string[], log: (line: string) => void): Promise<number> {
   const started = performance.now();
 
-  const bundle = path.join(dist, 'hookrelay.cjs');
+  const bundle = path.join(work, 'hookrelay.cjs');
   const result = await esbuild.build({
     entryPoints: [path.join(root, 'src/bin.ts')],
     outfile: bundle,
@@ -121,10 +133,10 @@ export async function build(options: { force?: boolean; log?: (line: string) => 
   });
   if (result.errors.length > 0) throw new Error('esbuild failed');
 
-  const manifest = path.join(dist, MANIFEST_KEY);
+  const manifest = path.join(work, MANIFEST_KEY);
   writeFileSync(manifest, JSON.stringify(assets));
-  const blob = path.join(dist, 'hookrelay.blob');
-  const seaConfig = path.join(dist, 'sea-config.json');
+  const blob = path.join(work, 'hookrelay.blob');
+  const seaConfig = path.join(work, 'sea-config.json');
   writeFileSync(seaConfig, JSON.stringify({
     main: bundle,
     output: blob,
@@ -135,8 +147,7 @@ export async function build(options: { force?: boolean; log?: (line: string) => 
   }, null, 2));
   quiet(process.execPath, ['--experimental-sea-config', seaConfig]);
 
-  const partial = `${output}.partial`;
-  rmSync(partial, { force: true });
+  const partial = path.join(work, 'hookrelay');
   copyFileSync(process.execPath, partial);
   chmodSync(partial, 0o755);
   // Node's release binaries carry debug symbols (~20 MB); the executable does not need them.
@@ -147,10 +158,9 @@ export async function build(options: { force?: boolean; log?: (line: string) => 
   }
   quiet(process.execPath, [path.join(root, 'node_modules/postject/dist/cli.js'), partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
   renameSync(partial, output);
-  writeFileSync(stamp, digest);
   const bytes = statSync(output).size;
   log(`built dist/hookrelay: ${(bytes / 2 ** 20).toFixed(1)} MiB, ${assets.length} assets, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  return { path: output, built: true, bytes };
+  return bytes;
 }
 
 if (import.meta.main) {
