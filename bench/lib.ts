@@ -449,3 +449,44 @@ export async function preload(dbUrl: string, receiverUrl: string, count: number,
     await handle.close();
   }
 }
+
+/**
+ * Submission without HTTP, in this process, for `durationMs` with `callers` concurrent
+ * callers: `single` is one transaction per submission (submitWebhook), `group` is group
+ * commit. Shows what the transaction strategy alone is worth, apart from the HTTP stack.
+ */
+export async function submitInProcess(dbUrl: string, mode: 'single' | 'group', callers: number, durationMs: number): Promise<{ perSecond: number; latencyMs: ReturnType<typeof summarize>; batches?: number; largestBatch?: number }> {
+  const [{ loadConfig }, { createDb }, { migrate }, { startQueue }, { createGroupCommit }, { submitWebhook }, { createKeyring }, { createLogger }] = await Promise.all([
+    import('../src/config.ts'), import('../src/db/database.ts'), import('../src/db/migrate.ts'), import('../src/delivery/queue.ts'),
+    import('../src/delivery/group-commit.ts'), import('../src/delivery/submit.ts'), import('../src/endpoints/keyring.ts'), import('../src/log.ts'),
+  ]);
+  const log = createLogger({ level: 'error', silent: true });
+  const config = loadConfig({ DATABASE_URL: dbUrl, HOOKRELAY_MASTER_KEY: BENCH_MASTER_KEY });
+  await migrate(dbUrl, log);
+  // The service's own pool size (HOOKRELAY_DB_POOL_MAX default).
+  const handle = createDb(dbUrl, { max: config.dbPoolMax });
+  const boss = await startQueue(dbUrl, { ...config, dbPoolMax: 4 }, log, { supervise: false });
+  try {
+    const deps = { boss, keyring: createKeyring(Buffer.from(BENCH_MASTER_KEY, 'base64')), retryDefaults: config.retry };
+    const gc = createGroupCommit(handle.db, deps);
+    const input = (i: number) => ({ url: 'http://127.0.0.1:9/e/0', body: JSON.stringify({ i, event: 'bench.submitted' }), headers: {} });
+    await submitWebhook(handle.db, deps, input(-1));
+    const latencies: number[] = [];
+    const end = performance.now() + durationMs;
+    let i = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: callers }, async () => {
+      while (performance.now() < end) {
+        const started = performance.now();
+        await (mode === 'group' ? gc.submit(input(i++)) : submitWebhook(handle.db, deps, input(i++)));
+        latencies.push(performance.now() - started);
+      }
+    }));
+    const elapsed = performance.now() - t0;
+    const stats = gc.stats();
+    return { perSecond: round((latencies.length * 1000) / elapsed, 0), latencyMs: summarize(latencies), ...(mode === 'group' ? { batches: stats.batches, largestBatch: stats.largestBatch } : {}) };
+  } finally {
+    await boss.stop({ graceful: false, close: true, timeout: 2_000 });
+    await handle.close();
+  }
+}

@@ -7,14 +7,16 @@
  * The service runs with the api role only (`node src/main.ts`, HOOKRELAY_ROLES=api), so the
  * figure is ingest alone; the load generator (bench/load.ts) and the baseline (bench/raw.ts
  * insert) are processes of their own. Each load level is a number of concurrent callers, each
- * sending its next request when the last is answered. Target: p95 < 50 ms while sustaining
+ * sending its next request when the last is answered. Beside it, without HTTP and in this
+ * process: one transaction per submission against group commit (the transaction strategy
+ * alone). Target: p95 < 50 ms while sustaining
  * >= 5,000 submissions/s. Writes the throughput/latency chart of docs/PERFORMANCE.md.
  */
 
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { lineChart } from './chart.ts';
-import { BENCH_DIR, BENCH_TOKEN, freshDatabase, listArg, machine, numArg, parseArgs, ratio, report, ROOT, runChild, startService } from './lib.ts';
+import { BENCH_DIR, BENCH_TOKEN, freshDatabase, listArg, machine, numArg, parseArgs, ratio, report, ROOT, runChild, startService, submitInProcess } from './lib.ts';
 
 const args = parseArgs();
 const levels = listArg(args, 'levels', [16, 64, 256]);
@@ -45,6 +47,14 @@ try {
   } finally {
     await service.stop();
   }
+  // The transaction strategy alone, without HTTP: one transaction per submission against group
+  // commit, same database, same callers as the busiest level.
+  const callers = Math.max(...levels);
+  const inProcess = {
+    callers,
+    oneTransactionEach: await submitInProcess(db.url, 'single', callers, Math.min(durationMs, 3_000)),
+    groupCommit: await submitInProcess(db.url, 'group', callers, Math.min(durationMs, 3_000)),
+  };
   const meeting = rows.filter((r) => r.hookrelay.perSecond >= 5_000 && r.hookrelay.latencyMs.p95 < 50);
   const best = [...rows].sort((a, b) => b.hookrelay.perSecond - a.hookrelay.perSecond)[0];
   if (svgPath) {
@@ -67,6 +77,7 @@ try {
     target: { perSecond: 5_000, p95Ms: 50 },
     service: { roles: 'api', peakRssMb: service.sampler.peakRssMb() },
     levels: rows,
+    withoutHttp: { ...inProcess, ratio: ratio(inProcess.groupCommit.perSecond, inProcess.oneTransactionEach.perSecond) },
     best: best ? { connections: best.connections, perSecond: best.hookrelay.perSecond, p95Ms: best.hookrelay.latencyMs.p95, rawPerSecond: best.raw.perSecond, ratio: best.ratio.throughput } : null,
     targetMet: meeting.length > 0,
     svg: svgPath ?? null,

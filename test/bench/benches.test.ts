@@ -65,6 +65,9 @@ test.serial('bench:submit at two small load levels, with its baseline and its ch
     t.true(isLatency(level.raw.latencyMs));
     t.true(level.ratio.throughput > 0);
   }
+  t.true(out.withoutHttp.groupCommit.perSecond > 0 && out.withoutHttp.oneTransactionEach.perSecond > 0);
+  t.true(out.withoutHttp.groupCommit.largestBatch >= 1);
+  t.true(isLatency(out.withoutHttp.groupCommit.latencyMs));
   t.is(typeof out.targetMet, 'boolean');
   t.true(out.service.peakRssMb > 10);
   t.true(readFileSync(svg, 'utf8').includes('<polyline'));
