@@ -644,6 +644,7 @@ export function figuresMarkdown(result: SoakResult, when: Date, machine: string)
     `| end-to-end p99 (p50), before the first fault | ${ms(result.latency.beforeFaults.p99Ms)} (${ms(result.latency.beforeFaults.p50Ms)}), ${result.latency.beforeFaults.count} webhooks |`,
     `| end-to-end p99 (p50), from the first fault on | ${ms(result.latency.afterFaults.p99Ms)} (${ms(result.latency.afterFaults.p50Ms)}), ${result.latency.afterFaults.count} webhooks |`,
     `| service processes that exited by themselves | ${result.unexpectedExits.length} |`,
+    `| machine load average at the end (1, 5, 15 min) / soak process event-loop delay p99 | ${result.soakProcess.loadAverage.join(', ')} / ${ms(result.soakProcess.eventLoopDelayP99Ms)} |`,
     `| drain after the load | ${result.drain.drained ? 'complete' : 'TIMED OUT'} in ${(result.drain.ms / 1000).toFixed(1)} s |`,
     '',
     '| fault | at | service-side outage | first 202 after it | first recorded delivery after it |',
