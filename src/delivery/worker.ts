@@ -3,7 +3,8 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
-import { claimProbe, createRecorder, deferAttempt, holdWebhook, type Outcome, type Recorder } from './record.ts';
+import { claimProbe, createRecorder, deferAttempt, holdWebhook, type JobRef, type Outcome, type Recorder } from './record.ts';
+import { QUEUE_SCHEMA } from '../db/database.ts';
 import { admit, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings } from '../endpoints/health.ts';
 import { nextRetry } from './retry-policy.ts';
 import { HOP_BY_HOP, type Sender, type SendResult } from './send.ts';
@@ -26,7 +27,7 @@ export interface WorkerDeps {
   sender: Sender;
   keyring: Keyring;
   log: Logger;
-  config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'> & Partial<Pick<Config, 'endpointConcurrency'>>;
+  config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'> & Partial<Pick<Config, 'endpointConcurrency' | 'queueHeartbeatSeconds'>>;
   now?: () => number;
   random?: () => number;
   /** Told when an attempt scheduled a retry, so the process can wake itself when it is due. */
@@ -54,6 +55,9 @@ export const USER_AGENT = 'hookrelay/0.1';
 
 /** A worker that lost the race for a probe looks again this much later. */
 const PROBE_RACE_DEFER_MS = 1_000;
+
+/** After a failed fetch (the database away), a loop tries again this much later. */
+const FETCH_ERROR_PAUSE_MS = 1_000;
 
 /** An attempt whose endpoint has its full share of attempts in flight waits this long. */
 const ENDPOINT_BUSY_DEFER_MS = 500;
@@ -94,67 +98,162 @@ export class EndpointSlots {
 const POLL_SECONDS = 5;
 
 export async function startWorker(deps: WorkerDeps): Promise<Worker> {
-  const { boss, config } = deps;
-  const timers = new Set<NodeJS.Timeout>();
-  const inFlight = new Map<string, { id: string; retryCount: number }>();
-  const handedBack = new Set<string>();
-  const recorder = deps.recorder ?? createRecorder(deps.db, boss);
+  const { boss, config, log } = deps;
+  const batchSize = config.workerBatchSize;
+  // The in-flight budget: fetched jobs whose attempt is not settled yet, over all loops.
+  const budget = config.workerBatchSize * config.workerConcurrency;
   const endpointConcurrency = config.endpointConcurrency ?? DEFAULT_ENDPOINT_CONCURRENCY;
+  const recorder = deps.recorder ?? createRecorder(deps.db, boss);
   const slots = deps.slots ?? new EndpointSlots(endpointConcurrency);
-  let workerId = '';
+  const inFlight = new Map<string, JobRef>();
+  // Room taken by fetches under way, so that loops fetching at once stay within the budget.
+  let reserved = 0;
+  const handedBack = new Set<string>();
+  const timers = new Set<NodeJS.Timeout>();
+  let stopping = false;
+
+  // Wake-ups: a NOTIFY for the queue, a local commit, a deferred job coming due, an attempt
+  // settling (a slot of the budget and of its endpoint came free). A wake that arrives while a
+  // loop fetches is not lost: the loop compares generations before it sleeps.
+  let generation = 0;
+  let sleepers: (() => void)[] = [];
+  let drained: (() => void) | undefined;
+  const wake = () => {
+    generation += 1;
+    for (const resolve of sleepers.splice(0)) resolve();
+  };
+  const sleep = (ms: number, seen: number) => new Promise<void>((resolve) => {
+    if (generation !== seen || stopping) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      resolve();
+    }
+    sleepers.push(done);
+  });
   const wakeAt = (at: Date) => {
     const delay = at.getTime() - Date.now();
     if (delay >= POLL_SECONDS * 1000) return;
     const timer = setTimeout(() => {
       timers.delete(timer);
-      boss.notifyWorker(workerId);
+      wake();
     }, Math.max(0, delay));
     timer.unref();
     timers.add(timer);
   };
-  workerId = await boss.work<DeliveryJob>(
-    DELIVERY_QUEUE,
-    {
-      batchSize: config.workerBatchSize,
-      localConcurrency: config.workerConcurrency,
-      burstWhenBatchFull: true,
-      perJobResults: true,
-      // Jobs carry their endpoint id as group: while an endpoint has this many jobs active,
-      // on any instance, fetches skip its jobs, so a slow endpoint cannot take every slot.
-      // (pg-boss's in-memory variant, localGroupConcurrency, counts jobs against fetch loops
-      // and cannot go above localConcurrency, so it cannot express a limit of 64 attempts.)
-      groupConcurrency: endpointConcurrency,
-      pollingIntervalSeconds: POLL_SECONDS,
-      notifyPollingIntervalSeconds: POLL_SECONDS,
-    },
-    async (jobs) => {
+
+  const batchDeps: WorkerDeps = { ...deps, recorder, slots, onRetryScheduled: wakeAt, handedBack: (id) => handedBack.has(id) };
+  const settle = (job: Job<DeliveryJob>, result: Promise<JobResult>) => {
+    void result
+      .then(async (r) => {
+        // Completions happen in the transactions that record each outcome; only our own faults
+        // are left to settle here, as a job-level retry.
+        if (r.status === 'failed' && !handedBack.has(job.id)) {
+          await boss.fail(DELIVERY_QUEUE, { id: job.id, retryCount: job.retryCount }, (r.output as object | undefined) ?? null);
+        }
+      })
+      .catch((err: unknown) => log.error('could not settle a delivery job; its heartbeat lapses and the queue retries it', { err, jobId: job.id }))
+      .finally(() => {
+        inFlight.delete(job.id);
+        if (inFlight.size === 0) drained?.();
+        wake();
+      });
+  };
+
+  const loop = async () => {
+    while (!stopping) {
+      const seen = generation;
+      const room = Math.min(batchSize, budget - inFlight.size - reserved);
+      // Near the budget, wait for a few slots to free rather than fetch one job at a time.
+      if (room <= 0 || (room < Math.ceil(batchSize / 4) && inFlight.size > 0)) {
+        await sleep(POLL_SECONDS * 1000, seen);
+        continue;
+      }
+      let jobs: Job<DeliveryJob>[];
+      reserved += room;
+      try {
+        jobs = await boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: room, groupConcurrency: endpointConcurrency });
+      } catch (err) {
+        log.error('fetching delivery jobs failed; trying again', { err });
+        await sleep(FETCH_ERROR_PAUSE_MS, generation);
+        continue;
+      } finally {
+        reserved -= room;
+      }
+      if (jobs.length === 0) {
+        // Nothing we may take now: wait for a wake-up, or poll (the backstop for deferred jobs,
+        // for which no NOTIFY comes when they come due).
+        await sleep(POLL_SECONDS * 1000, seen);
+        continue;
+      }
       for (const job of jobs) inFlight.set(job.id, { id: job.id, retryCount: job.retryCount });
       try {
-        return await deliverBatch({ ...deps, recorder, slots, onRetryScheduled: wakeAt, handedBack: (id) => handedBack.has(id) }, jobs);
-      } finally {
-        for (const job of jobs) inFlight.delete(job.id);
+        const started = await startBatch(batchDeps, jobs);
+        jobs.forEach((job, i) => settle(job, started[i]!));
+      } catch (err) {
+        // The batch could not even be loaded (the database went away): the queue retries it.
+        log.error('delivery batch failed; the queue will retry it', { err, jobs: jobs.length });
+        for (const job of jobs) settle(job, Promise.resolve({ id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } }));
       }
-    },
-  );
+      // No sleep after a batch, even a short one: pg-boss cuts a fetch to an endpoint's free
+      // slots after taking the oldest candidates, so a short batch does not mean the queue is
+      // empty; other endpoints' jobs may wait behind a busy one. Only an empty fetch sleeps.
+    }
+  };
+
+  // Fetched jobs are ours until settled: their heartbeat keeps another instance's supervisor
+  // from handing them out again. A killed process stops heart-beating, which is the point.
+  const heartbeatMs = ((config.queueHeartbeatSeconds ?? 10) * 1000) / 2;
+  const heartbeat = setInterval(() => {
+    if (inFlight.size === 0) return;
+    boss.touch(DELIVERY_QUEUE, [...inFlight.values()]).catch((err: unknown) => log.warn('heartbeat of delivery jobs failed', { error: (err as Error)?.message }));
+  }, heartbeatMs);
+  heartbeat.unref();
+
+  // NOTIFY wakes the loops when a job is queued by any process (queue `notify`); pg-boss's
+  // own listener only wakes pg-boss workers, and these loops fetch by themselves.
+  const db = boss.getDb();
+  const listener = db.listen
+    ? await db.executeSql(`SELECT ('pgboss_' || left(encode(sha224('${QUEUE_SCHEMA}'::bytea), 'hex'), 24)) AS channel`)
+      .then(({ rows }) => db.listen!(rows[0].channel as string, (payload) => {
+        if (payload === DELIVERY_QUEUE) wake();
+      }, wake))
+      .catch((err: unknown) => {
+        log.warn('LISTEN for new delivery jobs failed; polling only', { error: (err as Error)?.message });
+        return undefined;
+      })
+    : undefined;
+
+  const loops = Array.from({ length: config.workerConcurrency }, () => loop());
+
   return {
-    wake: () => boss.notifyWorker(workerId),
+    wake,
     async stop(graceMs = Number.POSITIVE_INFINITY) {
+      stopping = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
+      wake();
+      await Promise.all(loops);
+      await listener?.close().catch(() => undefined);
       let timer: NodeJS.Timeout | undefined;
-      const drained = boss.offWork(DELIVERY_QUEUE, { id: workerId, wait: true }).then(() => true);
-      const expired = new Promise<false>((resolve) => {
-        if (Number.isFinite(graceMs)) timer = setTimeout(() => resolve(false), graceMs);
-      });
-      const done = await Promise.race([drained, expired]);
+      const done = await Promise.race([
+        new Promise<true>((resolve) => {
+          if (inFlight.size === 0) resolve(true);
+          drained = () => resolve(true);
+        }),
+        new Promise<false>((resolve) => {
+          if (Number.isFinite(graceMs)) timer = setTimeout(() => resolve(false), graceMs);
+        }),
+      ]);
       clearTimeout(timer);
+      clearInterval(heartbeat);
       if (!done && inFlight.size > 0) {
         // Attempts still running at the end of the grace period are handed back to the queue
         // now (a job-level retry, not a webhook attempt), so another instance takes them at
         // once instead of after a missed heartbeat. The receiver may see them twice.
         const jobs = [...inFlight.values()];
         for (const job of jobs) handedBack.add(job.id);
-        deps.log.warn('shutdown grace period over; handing in-flight deliveries back to the queue', { jobs: jobs.length });
+        log.warn('shutdown grace period over; handing in-flight deliveries back to the queue', { jobs: jobs.length });
         await boss.fail(DELIVERY_QUEUE, jobs, { message: 'worker shut down before the attempt finished' });
       }
     },
@@ -178,15 +277,24 @@ async function loadBatch(db: Db, ids: string[]) {
   return new Map(rows.map((r) => [r.id, r]));
 }
 
+/** Delivers a fetched batch; resolves when every job of it is settled. */
 export async function deliverBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): Promise<JobResult[]> {
+  return Promise.all(await startBatch(deps, jobs));
+}
+
+/**
+ * Loads a fetched batch (one query for its webhooks, one for their keys) and starts every
+ * job of it; each promise settles with its own job, so one slow receiver holds only its own.
+ */
+export async function startBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): Promise<Promise<JobResult>[]> {
   const webhooks = await loadBatch(deps.db, [...new Set(jobs.map((j) => j.data.webhookId))]);
   const keys = await activeKeys(deps.db, deps.keyring, [...new Set([...webhooks.values()].map((w) => w.endpoint_id))]);
   const recorder = deps.recorder ?? createRecorder(deps.db, deps.boss);
   const slots = deps.slots ?? new EndpointSlots(deps.config.endpointConcurrency ?? DEFAULT_ENDPOINT_CONCURRENCY);
-  return Promise.all(jobs.map((job) => {
+  return jobs.map((job) => {
     const webhook = webhooks.get(job.data.webhookId);
     return deliverOne({ ...deps, recorder, slots }, job, webhook, webhook ? keys.get(webhook.endpoint_id) ?? [] : []);
-  }));
+  });
 }
 
 async function deliverOne(deps: WorkerDeps & Required<Pick<WorkerDeps, 'recorder' | 'slots'>>, job: Job<DeliveryJob>, webhook: LoadedWebhook | undefined, keys: SigningKey[]): Promise<JobResult> {

@@ -215,4 +215,5 @@ test.serial('SIGTERM stops a worker with deliveries in flight: it finishes them 
   const duplicates = [...counts.values()].filter((n) => n > 1).length;
   t.log(`most requests held at once: ${mostHeld}; duplicates: ${duplicates}; delivered by the stopped worker: ${deliveredBy(stopped)}`);
   t.is(duplicates, 0, 'a drained worker leaves nothing to be sent twice');
+  t.true(mostHeld <= 2 * perWorker, `no worker had more than its in-flight budget of ${perWorker} (most held at once: ${mostHeld})`);
 });
