@@ -29,8 +29,10 @@ const workerEnv: Record<string, string> = {
   // Every endpoint here is a path on one receiver, one origin; the setting is also the
   // connections per origin, so it must not be what caps the figure.
   HOOKRELAY_ENDPOINT_CONCURRENCY: String(Math.max(64, count)),
-  // Long enough for a held request and its recording, not what is measured.
-  HOOKRELAY_DELIVERY_TIMEOUT_MS: String(Math.max(15_000, holdMs * 5)),
+  // The deadline is not what is measured: on a busy 2-core machine 10,000 requests take
+  // seconds just to be written, and an attempt that times out would wait for its retry
+  // (30 s by default) and stretch the run. One minute lets every attempt run its course.
+  HOOKRELAY_DELIVERY_TIMEOUT_MS: String(Math.max(60_000, holdMs * 10)),
   ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HOOKRELAY_WORKER_') || k === 'HOOKRELAY_ENDPOINT_CONCURRENCY' || k === 'HOOKRELAY_DB_POOL_MAX')) as Record<string, string>,
 };
 
