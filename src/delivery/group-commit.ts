@@ -22,8 +22,8 @@ import { firstJob, liveEndpoint, resolvePolicy, submitWebhook, webhookRow, type 
  * Semantics are those of submitWebhook, item by item: a bad item (unknown or deleted
  * endpoint, a retry policy that does not add up) is refused alone while the rest of its
  * batch commits. When the batch itself cannot commit (an Idempotency-Key given twice in the
- * batch, a key that a concurrent commit took, a deadlock, any database error) the batch is
- * rolled back and every item is submitted on its own, where submitWebhook answers a taken
+ * batch, a key that a concurrent commit took, a deadlock, any error PostgreSQL reports) the
+ * batch is rolled back and every item is submitted on its own, where submitWebhook answers a taken
  * key from the committed row: one caller's conflict never fails another caller.
  */
 
@@ -91,9 +91,17 @@ export function createGroupCommit(db: Db, deps: SubmitDeps, options: GroupCommit
     let outcomes: Outcome[];
     try {
       outcomes = await db.transaction().execute((trx) => writeBatch(trx, deps, batch.map((w) => w.input)));
-    } catch {
-      // The batch rolled back as a whole; nothing of it is stored. Each item gets its own
-      // transaction and its own answer (a taken key is answered from the committed row).
+    } catch (err) {
+      // Without an answer from PostgreSQL (a connection lost, at COMMIT say) the batch may or
+      // may not have committed: every caller gets the error, as one lone submission would,
+      // rather than a second try that could store its webhook twice.
+      if (!isServerError(err)) {
+        for (const w of batch) w.reject(err);
+        return;
+      }
+      // PostgreSQL refused the batch, so it rolled back as a whole and nothing of it is
+      // stored. Each item gets its own transaction and its own answer (a taken key is
+      // answered from the committed row).
       counters.fallbacks += 1;
       await oneByOne(batch);
       return;
@@ -118,6 +126,12 @@ export function createGroupCommit(db: Db, deps: SubmitDeps, options: GroupCommit
     },
     stats: () => ({ ...counters }),
   };
+}
+
+/** An error PostgreSQL reported (it carries a SQLSTATE), as opposed to a lost connection. */
+function isServerError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
 }
 
 function hasDuplicateKey(batch: Waiting[]): boolean {
