@@ -100,3 +100,41 @@ function outageAwareErrors(boss: PgBoss, log: Logger): (err: unknown) => void {
     log.warn('queue: database unavailable; workers back off until it returns', { error: (err as Error)?.message });
   };
 }
+
+/** First pause of a fetch loop after a failure; it doubles up to FETCH_BACKOFF_MAX_MS. */
+const FETCH_BACKOFF_MIN_MS = 500;
+/** Longest pause; a local submission wakes the loops earlier, so recovery is not held up by it. */
+const FETCH_BACKOFF_MAX_MS = 5_000;
+
+export interface FetchBackoff {
+  /** Records a failed fetch and returns how long to pause before the next one. */
+  failed(err: unknown): number;
+  /** Records a fetch that worked (logs the recovery after failures). */
+  succeeded(): void;
+}
+
+/**
+ * Back-off shared by a worker's fetch loops: while fetches fail (PostgreSQL away, most often)
+ * the pause doubles from FETCH_BACKOFF_MIN_MS to FETCH_BACKOFF_MAX_MS, and the log gets one
+ * line when the failures begin and one when fetching works again, not one per attempt.
+ */
+export function createFetchBackoff(log: Logger): FetchBackoff {
+  let failures = 0;
+  let since = 0;
+  return {
+    failed(err) {
+      failures += 1;
+      if (failures === 1) {
+        since = Date.now();
+        if (isDatabaseUnavailable(err)) log.warn('fetching delivery jobs failed: database unavailable; backing off until it returns', { error: (err as Error)?.message });
+        else log.error('fetching delivery jobs failed; backing off and trying again', { err });
+      }
+      return Math.min(FETCH_BACKOFF_MIN_MS * 2 ** (failures - 1), FETCH_BACKOFF_MAX_MS);
+    },
+    succeeded() {
+      if (failures === 0) return;
+      log.warn('fetching delivery jobs works again', { failedFetches: failures, downMs: Date.now() - since });
+      failures = 0;
+    },
+  };
+}

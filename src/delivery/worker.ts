@@ -2,7 +2,7 @@ import type { PgBoss, Job, JobResult } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../log.ts';
-import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
+import { createFetchBackoff, DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 import { claimProbe, createRecorder, deferAttempt, holdWebhook, type JobRef, type Outcome, type Recorder } from './record.ts';
 import { QUEUE_SCHEMA } from '../db/database.ts';
 import { admit, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings } from '../endpoints/health.ts';
@@ -55,9 +55,6 @@ export const USER_AGENT = 'hookrelay/0.1';
 
 /** A worker that lost the race for a probe looks again this much later. */
 const PROBE_RACE_DEFER_MS = 1_000;
-
-/** After a failed fetch (the database away), a loop tries again this much later. */
-const FETCH_ERROR_PAUSE_MS = 1_000;
 
 /** An attempt whose endpoint has its full share of attempts in flight waits this long. */
 const ENDPOINT_BUSY_DEFER_MS = 500;
@@ -160,6 +157,8 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       });
   };
 
+  // One for all loops: an outage is logged once, and every loop backs off.
+  const fetchBackoff = createFetchBackoff(log);
   const loop = async () => {
     while (!stopping) {
       const seen = generation;
@@ -174,12 +173,12 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       try {
         jobs = await boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: room, groupConcurrency: endpointConcurrency });
       } catch (err) {
-        log.error('fetching delivery jobs failed; trying again', { err });
-        await sleep(FETCH_ERROR_PAUSE_MS, generation);
+        await sleep(fetchBackoff.failed(err), generation);
         continue;
       } finally {
         reserved -= room;
       }
+      fetchBackoff.succeeded();
       if (jobs.length === 0) {
         // Nothing we may take now: wait for a wake-up, or poll (the backstop for deferred jobs,
         // for which no NOTIFY comes when they come due).

@@ -85,6 +85,8 @@ test('PostgreSQL stopped: 503 with Retry-After at once and /readyz red; restarte
   t.is(outageLines.length, 1);
   const queueErrors = svc.logs.filter((l) => l.message === 'queue error');
   t.deepEqual(queueErrors.map((l) => l.err?.message ?? l.err), [], 'no per-poll queue errors during the outage');
+  // The worker's fetch loops back off too, and say so once.
+  t.is(svc.logs.filter((l) => l.message?.startsWith('fetching delivery jobs failed')).length, 1);
 
   server = await startEmbeddedPostgres({ dataDir, log: silentLog, port });
   t.is(Number(new URL(server.connectionString).port), port);
@@ -101,6 +103,9 @@ test('PostgreSQL stopped: 503 with Retry-After at once and /readyz red; restarte
   const { downMs, failedOperations } = recovered[0]!;
   t.log(`queue: ${failedOperations} failed operations in ${downMs} ms of outage`);
   t.true(failedOperations <= 10 + (downMs / 1000) * 10, `${failedOperations} failed queue operations in ${downMs} ms`);
+  const fetching = await eventually(async () => svc.logs.find((l) => l.message === 'fetching delivery jobs works again'), 15_000);
+  t.log(`worker: ${fetching.failedFetches} failed fetches in ${fetching.downMs} ms of outage`);
+  t.true(fetching.failedFetches <= 10 + (fetching.downMs / 1000) * 4, `${fetching.failedFetches} failed fetches in ${fetching.downMs} ms`);
 
   const after = await timed(svc, '/api/v1/webhooks/deliver', { method: 'POST', json: { url: `${rx.url}/after`, payload: { n: 3 } }, headers: { 'Idempotency-Key': 'during-outage' } });
   t.is(after.res.status, 202, JSON.stringify(after.body));
