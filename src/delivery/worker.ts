@@ -1,10 +1,9 @@
 import type { PgBoss, Job, JobResult } from 'pg-boss';
 import type { Config } from '../config.ts';
-import type { Db } from '../db/database.ts';
+import { QUEUE_SCHEMA, type Db } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 import { createFetchBackoff, DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 import { claimProbe, createRecorder, deferAttempt, holdWebhook, type JobRef, type Outcome, type Recorder } from './record.ts';
-import { QUEUE_SCHEMA } from '../db/database.ts';
 import { admit, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings } from '../endpoints/health.ts';
 import { nextRetry } from './retry-policy.ts';
 import { HOP_BY_HOP, type Sender, type SendResult } from './send.ts';
@@ -45,7 +44,7 @@ export interface WorkerDeps {
 }
 
 export interface Worker {
-  /** Wakes the fetch loop now (after a local commit), instead of waiting for NOTIFY or a poll. */
+  /** Wakes the fetch loops now (after a local commit), instead of waiting for NOTIFY or a poll. */
   wake(): void;
   /** Stops fetching and waits up to `graceMs` for attempts in flight; the rest go back to the queue. */
   stop(graceMs?: number): Promise<void>;
@@ -89,7 +88,6 @@ export class EndpointSlots {
   }
 }
 
-
 /** Polling is the backstop for deferred jobs (NOTIFY fires when a job is created, not when it
  * comes due); a retry due sooner than this is woken by a local timer instead. */
 const POLL_SECONDS = 5;
@@ -113,7 +111,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   // settling (a slot of the budget and of its endpoint came free). A wake that arrives while a
   // loop fetches is not lost: the loop compares generations before it sleeps.
   let generation = 0;
-  let sleepers: (() => void)[] = [];
+  const sleepers: (() => void)[] = [];
   let drained: (() => void) | undefined;
   const wake = () => {
     generation += 1;
