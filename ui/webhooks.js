@@ -84,26 +84,10 @@ function mountDetail(root, id, ctx) {
 
   const retry = async (w) => {
     try {
-      let text;
-      if (w.status === 'dead') {
-        // A dead webhook is replayed through its dead letter: exactly this one, once.
-        const letter = await findDeadLetter(w);
-        if (letter) {
-          const r = await api(`/dead-letters/${encodeURIComponent(letter.id)}/replay`, { method: 'POST' });
-          text = `Replayed: the webhook is ${r.status} again.`;
-        }
-      }
-      if (!text) {
-        // POST /webhooks/retry filters by time; the narrowest window around this webhook's
-        // creation (same endpoint, same state) re-queues it.
-        const t = Date.parse(w.createdAt);
-        const r = await api('/webhooks/retry', {
-          method: 'POST',
-          body: { status: w.status, endpointId: w.endpointId, createdAfter: new Date(t - 1).toISOString(), createdBefore: new Date(t + 1).toISOString() },
-        });
-        text = r.requeued === 0 ? 'Nothing was re-queued (its state changed meanwhile).' : `Re-queued ${r.requeued} webhook${r.requeued === 1 ? '' : 's'} for an attempt now.`;
-      }
-      ctx.flash(text);
+      // Exactly this webhook: a dead one is replayed through its dead letter, a retrying one
+      // is attempted now.
+      const r = await api(`/webhooks/${encodeURIComponent(w.id)}/retry`, { method: 'POST' });
+      ctx.flash(r.status === 'retrying' ? 'Re-queued for an attempt now.' : `Replayed: the webhook is ${r.status} again.`);
     } catch (err) {
       ctx.flash(`Retry failed: ${err.message}`, 'error');
     }
@@ -162,16 +146,4 @@ function attemptItem(a) {
       `${a.durationMs} ms`, ' · ', time(a.startedAt)),
     a.error ? h('p', { class: 'error-text' }, a.errorClass ? `${a.errorClass}: ` : '', a.error) : null,
     a.responseBody ? h('details', { 'data-key': `excerpt-${a.number}` }, h('summary', { 'data-key': `excerpt-summary-${a.number}` }, 'Response excerpt'), h('pre', { class: 'block' }, a.responseBody)) : null);
-}
-
-/** The not yet replayed dead letter of a webhook, looked up among its endpoint's. */
-async function findDeadLetter(w) {
-  let cursor;
-  for (let i = 0; i < 10; i++) {
-    const page = await api('/dead-letters', { query: { endpointId: w.endpointId, replayed: false, limit: 200, cursor } });
-    const found = page.data.find((d) => d.webhookId === w.id);
-    if (found || !page.nextCursor) return found;
-    cursor = page.nextCursor;
-  }
-  return undefined;
 }

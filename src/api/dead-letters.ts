@@ -107,4 +107,35 @@ const retryWebhooks: Handler = async (ctx, deps) => {
   ctx.body = { requeued };
 };
 
-export const deadLetterHandlers: Record<string, Handler> = { listDeadLetters, replayDeadLetter, replayDeadLetters, retryWebhooks };
+/**
+ * One webhook, by id: a dead one is replayed through its dead letter, a retrying one is
+ * attempted now. Both functions lock the webhook row, so concurrent calls re-queue it once.
+ */
+const retryWebhook: Handler = async (ctx, deps) => {
+  const id = ctx.params.id!;
+  const by = requester(ctx);
+  const result = await deps.db.transaction().execute(async (trx) => {
+    const webhook = await trx.selectFrom('webhooks').select(['status', 'endpoint_id']).where('id', '=', id).executeTakeFirst();
+    if (!webhook) throw new AppError(404, 'webhook_not_found', `no webhook with id ${JSON.stringify(id)}`);
+    if (webhook.status !== 'dead' && webhook.status !== 'retrying') {
+      throw new AppError(409, 'not_retryable', `webhook ${id} is ${webhook.status}; only dead and retrying webhooks can be re-queued`);
+    }
+    const fn = webhook.status === 'dead' ? sql`hookrelay.replay_webhook(${id}, ${by})` : sql`hookrelay.retry_now(${id})`;
+    const { rows } = await sql<{ requeued: boolean }>`SELECT ${fn} AS requeued`.execute(trx);
+    if (!rows[0]?.requeued) {
+      throw new AppError(409, 'not_retryable', webhook.status === 'dead'
+        ? `webhook ${id} cannot be replayed (its endpoint is deleted, or it was replayed just now)`
+        : `webhook ${id} is due now or being attempted; there is nothing to bring forward`);
+    }
+    return trx.selectFrom('webhooks').select(['status', 'next_attempt_at']).where('id', '=', id).executeTakeFirstOrThrow();
+  });
+  if (result.status !== 'held') deps.onSubmitted?.();
+  ctx.state.log.info('webhook re-queued', { webhookId: id, status: result.status });
+  ctx.body = {
+    webhookId: id,
+    status: result.status as 'pending' | 'retrying' | 'held',
+    nextAttemptAt: result.next_attempt_at ? result.next_attempt_at.toISOString() : null,
+  };
+};
+
+export const deadLetterHandlers: Record<string, Handler> = { listDeadLetters, replayDeadLetter, replayDeadLetters, retryWebhooks, retryWebhook };

@@ -231,6 +231,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-queue one webhook
+         * @description A `dead` webhook is replayed (same id, a fresh attempt budget; its dead letter is marked
+         *     replayed); a `retrying` one is attempted now instead of at its scheduled time. A webhook
+         *     in any other state, one already re-queued by a concurrent call, or a dead one whose
+         *     endpoint is deleted is a 409.
+         */
+        post: operations["retryWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/endpoints/{id}/health": {
         parameters: {
             query?: never;
@@ -766,6 +789,21 @@ export interface components {
              * @enum {string}
              */
             status: "pending" | "held";
+        };
+        RetriedWebhook: {
+            webhookId: string;
+            /**
+             * @description The webhook's state now: `pending` for a replayed dead webhook, `held` when that
+             *     webhook's endpoint is disabled, `retrying` for a retrying webhook whose next
+             *     attempt is now due.
+             * @enum {string}
+             */
+            status: "pending" | "retrying" | "held";
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (null while held).
+             */
+            nextAttemptAt: string | null;
         };
         Health: {
             /** @enum {string} */
@@ -1463,6 +1501,34 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    retryWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Re-queued. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetriedWebhook"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
         };

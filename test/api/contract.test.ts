@@ -353,6 +353,24 @@ test.serial('health, dead letters and re-queueing: answers validate against the 
   await conforms(t, await svc.api('/api/v1/webhooks/retry', { method: 'POST', json: { status: 'dead' }, auth: false }), 'retryWebhooks', 401);
 });
 
+test.serial('retryWebhook: answers validate against the document', async (t) => {
+  const svc = await startTestService(t);
+  const rx = await startReceiver(t);
+  rx.fallback = { status: 500 };
+  const endpoint = await svc.api('/api/v1/endpoints', { method: 'POST', json: { url: rx.url } });
+  const endpointId = ((await endpoint.json()) as { id: string }).id;
+  const submitted = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { endpointId, payload: 1, retryPolicy: { maxAttempts: 1 } } });
+  const id = ((await submitted.json()) as { id: string }).id;
+  await eventually(async () => ((await (await svc.api(`/api/v1/webhooks/${id}/status`)).json()) as { status: string }).status === 'dead' || undefined);
+  // The replayed attempt takes a while, so the second call finds the webhook pending.
+  rx.fallback = { status: 500, delayMs: 3_000 };
+  const one = await conforms(t, await svc.api(`/api/v1/webhooks/${id}/retry`, { method: 'POST' }), 'retryWebhook', 200);
+  t.is(one.webhookId, id);
+  await conforms(t, await svc.api(`/api/v1/webhooks/${id}/retry`, { method: 'POST' }), 'retryWebhook', 409);
+  await conforms(t, await svc.api('/api/v1/webhooks/msg_missing/retry', { method: 'POST' }), 'retryWebhook', 404);
+  await conforms(t, await svc.api('/api/v1/webhooks/msg_missing/retry', { method: 'POST', auth: false }), 'retryWebhook', 401);
+});
+
 test.serial('deliverWebhook documents the 404 it answers for an unknown endpointId', async (t) => {
   const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
   const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { endpointId: 'ep_00000000000000000000000000', payload: 1 } });

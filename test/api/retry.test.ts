@@ -165,3 +165,78 @@ test.serial('bad input is a 400 naming the field', async (t) => {
   t.is((await svc.api('/api/v1/webhooks/retry', { method: 'POST', body: 'status=dead', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status, 415);
   t.is((await svc.api('/api/v1/webhooks/retry', { method: 'POST', json: { status: 'dead' }, auth: false })).status, 401);
 });
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/v1/webhooks/{id}/retry: one webhook, by id.
+
+const retryOne = async (svc: TestService, id: string) => svc.api(`/api/v1/webhooks/${id}/retry`, { method: 'POST' });
+
+test.serial('retrying one webhook by id replays a dead one and leaves its neighbours alone', async (t) => {
+  const svc = await startTestService(t);
+  const rx = await startReceiver(t);
+  rx.fallback = { status: 500 };
+  const endpointId = await createEndpoint(svc, rx.url);
+  const [first, second] = [await submit(svc, endpointId, 1), await submit(svc, endpointId, 2)];
+  await until(svc, first, ['dead']);
+  await until(svc, second, ['dead']);
+
+  rx.fallback = { status: 200 };
+  const res = await retryOne(svc, first);
+  t.is(res.status, 200);
+  const body = await json(res);
+  t.is(body.webhookId, first);
+  t.is(body.status, 'pending');
+  t.false(Number.isNaN(Date.parse(body.nextAttemptAt)));
+  const delivered = await until(svc, first, ['delivered']);
+  t.is(delivered.attempts, 2);
+  t.is((await status(svc, second)).status, 'dead', 'only the named webhook was replayed');
+  // Its dead letter says so; a second retry of a delivered webhook is a 409.
+  const letters = await json(await svc.api(`/api/v1/dead-letters?endpointId=${endpointId}`));
+  const letter = letters.data.find((d: any) => d.webhookId === first);
+  t.truthy(letter.replayedAt);
+  t.regex(letter.replayedBy, /^api:/);
+  const again = await retryOne(svc, first);
+  t.is(again.status, 409);
+  t.is((await json(again)).code, 'not_retryable');
+});
+
+test.serial('retrying one webhook by id brings a far-off retry forward; a second call finds nothing to bring forward', async (t) => {
+  const svc = await startTestService(t);
+  const rx = await startReceiver(t);
+  rx.script({ status: 500 }, { status: 200, delayMs: 1_000 });
+  const endpointId = await createEndpoint(svc, rx.url);
+  const id = await submit(svc, endpointId, { n: 1 }, { maxAttempts: 5, baseDelayMs: 600_000, maxDelayMs: 600_000 });
+  await until(svc, id, ['retrying']);
+  const res = await retryOne(svc, id);
+  t.is(res.status, 200);
+  const body = await json(res);
+  t.is(body.status, 'retrying');
+  t.true(Date.parse(body.nextAttemptAt) - Date.now() < 60_000);
+  const repeat = await retryOne(svc, id);
+  await until(svc, id, ['delivered']);
+  t.is(repeat.status, 409, 'the attempt was already due');
+  await sleep(500);
+  t.is(rx.received.length, 2);
+});
+
+test.serial('retrying one webhook by id: unknown is 404, a dead one of a disabled endpoint is held', async (t) => {
+  const svc = await startTestService(t);
+  const rx = await startReceiver(t);
+  rx.fallback = { status: 500 };
+  const endpointId = await createEndpoint(svc, rx.url);
+  const unknown = await retryOne(svc, 'msg_01JF3Y8Q6ZV7W3K2T9H4N5B6C8');
+  t.is(unknown.status, 404);
+  t.regex(unknown.headers.get('content-type') ?? '', /problem\+json/);
+  t.is((await retryOne(svc, 'x'.repeat(65))).status, 404, 'no webhook has such an id');
+  t.is((await svc.api('/api/v1/webhooks/x/retry', { method: 'POST', auth: false })).status, 401);
+
+  const dead = await submit(svc, endpointId, 1);
+  await until(svc, dead, ['dead']);
+  t.is((await svc.api(`/api/v1/endpoints/${endpointId}`, { method: 'PATCH', json: { enabled: false } })).status, 200);
+  const held = await json(await retryOne(svc, dead));
+  t.is(held.status, 'held');
+  t.is(held.nextAttemptAt, null);
+  t.is((await status(svc, dead)).status, 'held');
+  const conflict = await retryOne(svc, dead);
+  t.is(conflict.status, 409);
+});

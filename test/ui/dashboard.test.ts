@@ -295,7 +295,7 @@ function registerScenarios(): void {
     await waitForText(page.getByTestId('webhook-status'), /retrying/);
     rx.fallback = { status: 204 };
     await page.getByRole('button', { name: 'Retry now' }).click();
-    await waitForText(page.locator('#flash'), /Re-queued 1 webhook for an attempt now/);
+    await waitForText(page.locator('#flash'), /Re-queued for an attempt now/);
     await waitForText(page.getByTestId('webhook-status'), /delivered/);
     t.is(await page.locator('.timeline > li').count(), 2);
     t.is(rx.received.length, 2);
