@@ -54,7 +54,7 @@ export function lineChart(opts: { title: string; xLabel: string; leftLabel: stri
   parts.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${M.left + pw / 2}" y="${H - 12}" text-anchor="middle">${esc(opts.xLabel)}</text>`);
   parts.push(`<text transform="translate(18 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(opts.leftLabel)}</text>`);
-  parts.push(`<text transform="translate(${W - 14} ${M.top + ph / 2}) rotate(90)" text-anchor="middle">${esc(opts.rightLabel)}</text>`);
+  parts.push(`<text transform="translate(${W - 12} ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(opts.rightLabel)}</text>`);
   opts.series.forEach((s, i) => {
     const max = s.axis === 'left' ? leftMax : rightMax;
     const pts = [...s.points].sort((a, b) => a[0] - b[0]).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y, max).toFixed(1)}`);
