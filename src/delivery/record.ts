@@ -172,6 +172,8 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
       .orderBy('endpoint_id')
       .forUpdate()
       .execute();
+    // Every endpoint has its health row (created with it); a missing one fails the batch.
+    if (healthRows.length !== endpointIds.length) throw new Error('recordAttempts: an endpoint has no health row');
     for (const health of healthRows) {
       const attempts = byEndpoint.get(health.endpoint_id)!.sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
       let state = toState(health);
