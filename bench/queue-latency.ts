@@ -28,11 +28,15 @@ try {
   let result;
   try {
     service.sampler.mark();
+    const loadStarted = performance.now();
     const load = await runChild(`${BENCH_DIR}load.ts`, [
       '--service', service.url, '--token', BENCH_TOKEN, '--receiver', receiver.url, '--mode', 'rate', '--rate', String(rate),
       '--duration', String(durationMs), '--warmup', String(warmupMs), '--endpoints', String(endpoints), '--connections', '64', '--record',
     ]);
     const cpuPercent = service.sampler.cpuPercent();
+    // CPU time per webhook (accepted and delivered): unlike a percentage it does not depend on
+    // whether the machine let the service keep up with the rate.
+    const cpuMsPerWebhook = (cpuPercent / 100) * (performance.now() - loadStarted) / Math.max(1, load.accepted);
     const recorded = load.recorded as Array<[string, number]>;
     await until(async () => (await receiver.stats()).distinctIds >= load.accepted, 30_000);
     // The receiver hears of an attempt before its recording commits: wait for the ledger too.
@@ -51,7 +55,7 @@ try {
       latencyMs: summarize(latencies),
       ledgerLatencyMs: summarize(rows.map((r) => Number(r.ms))),
       missing: recorded.length - latencies.length,
-      cpu: { percentOfOneCore: cpuPercent, percentOfMachine: Number((cpuPercent / 2).toFixed(1)) },
+      cpu: { percentOfOneCore: cpuPercent, percentOfMachine: Number((cpuPercent / 2).toFixed(1)), msPerWebhook: Number(cpuMsPerWebhook.toFixed(3)), percentOfOneCoreAtRate: Number(((cpuMsPerWebhook * rate) / 10).toFixed(1)) },
       peakRssMb: service.sampler.peakRssMb(),
     };
   } finally {
