@@ -56,6 +56,8 @@ export interface Sender {
 }
 
 export interface SenderOptions {
+  /** Sockets per origin (kept alive between attempts); the service passes
+   * HOOKRELAY_ENDPOINT_CONCURRENCY, so an endpoint's attempts in flight never wait for a socket. */
   connections?: number;
   /** Networks exempted from the SSRF guard (HOOKRELAY_ALLOW_NETWORKS); empty: public addresses only. */
   allowNetworks?: AllowList;
@@ -71,7 +73,9 @@ export function createSender(options: SenderOptions = {}): Sender {
   // HTTP_PROXY/HTTPS_PROXY/NO_PROXY, so no proxy can carry a request past the guard.
   const connect = createGuardedConnector({ allow: options.allowNetworks ?? [], resolve: options.resolve, timeout: 300_000, insecureTls: options.insecureTls ?? false });
   const agent = new Agent({
-    // Per origin. Enough for a busy endpoint, bounded so one endpoint cannot take every socket.
+    // Per origin, bounded so one endpoint cannot take every socket. Sockets are kept alive
+    // between attempts: at thousands of deliveries a second, a handshake per attempt would cost
+    // more than the attempt.
     connections: options.connections ?? 64,
     keepAliveTimeout: 4_000,
     // Our own deadline (an AbortSignal) covers the whole attempt; these only need to be no
