@@ -183,8 +183,9 @@ export async function writeBatch(trx: Transaction<Database>, deps: SubmitDeps, i
   });
 
   // First-seen URLs, one by one: rare, and endpointForUrl already handles two first
-  // submissions racing from different batches.
-  for (const url of urls) {
+  // submissions racing from different batches. In sorted order, as the keys below, so two
+  // batches wait for each other's locks in one order and never deadlock.
+  for (const url of [...urls].sort()) {
     if (byUrl.has(url)) continue;
     if (!inputs.some((input, i) => outcomes[i] === undefined && input.endpointId === undefined && input.url === url)) continue;
     byUrl.set(url, await endpointForUrl(trx, deps.keyring, url));
@@ -207,6 +208,7 @@ export async function writeBatch(trx: Transaction<Database>, deps: SubmitDeps, i
     }
   });
 
+  rows.sort((a, b) => ((a.idempotency_key ?? '') < (b.idempotency_key ?? '') ? -1 : (a.idempotency_key ?? '') > (b.idempotency_key ?? '') ? 1 : 0));
   if (rows.length > 0) await trx.insertInto('webhooks').values(rows).execute();
   const jobs = rows.filter((r) => r.status === 'pending').map((r) => firstJob(r.id, r.endpoint_id));
   if (jobs.length > 0) await deps.boss.insert(DELIVERY_QUEUE, jobs, { db: fromKysely(trx) });
