@@ -25,6 +25,7 @@ const VALID_BODIES: Record<string, unknown> = {
 const EXPECTED: Record<string, Scope> = {
   deliverWebhook: 'webhooks:write',
   retryWebhooks: 'webhooks:write',
+  retryWebhook: 'webhooks:write',
   replayDeadLetter: 'webhooks:write',
   replayDeadLetters: 'webhooks:write',
   getWebhookStatus: 'webhooks:read',
@@ -32,6 +33,7 @@ const EXPECTED: Record<string, Scope> = {
   listWebhooks: 'webhooks:read',
   listDeadLetters: 'webhooks:read',
   verifySignature: 'webhooks:read',
+  getStats: 'webhooks:read',
   createEndpoint: 'endpoints:write',
   updateEndpoint: 'endpoints:write',
   deleteEndpoint: 'endpoints:write',
@@ -44,6 +46,7 @@ const EXPECTED: Record<string, Scope> = {
   createApiToken: 'admin',
   listApiTokens: 'admin',
   revokeApiToken: 'admin',
+  getMetrics: 'admin',
 };
 
 let n = 0;
@@ -62,7 +65,8 @@ async function call(svc: TestService, op: Operation, token: string): Promise<{ s
   const { path, init } = request(op);
   const res = await svc.api(path, { ...init, headers: { authorization: `Bearer ${token}` } });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+  const json = /json/.test(res.headers.get('content-type') ?? '');
+  return { status: res.status, body: text && json ? JSON.parse(text) : text || undefined, headers: res.headers };
 }
 
 async function assertForbidden(t: ExecutionContext, r: { status: number; body: any; headers: Headers }, scope: string, label: string): Promise<void> {
