@@ -86,6 +86,14 @@ test.serial('bench:queue-latency at a low rate: every webhook reaches the receiv
   t.deepEqual(Object.keys(out.targetMet).sort(), ['cpu', 'p99', 'rss']);
 });
 
+test.serial('bench:queue-latency --split: the API and the worker in two processes still deliver every webhook', async (t) => {
+  const out = await bench(t, 'queue-latency', ['--rate', '30', '--duration', '800', '--warmup', '200', '--endpoints', '2', '--split']);
+  t.is(out.layout, 'two processes: api, worker');
+  t.is(out.hookrelay.missing, 0);
+  t.true(isLatency(out.hookrelay.latencyMs));
+  t.true(out.hookrelay.cpu.msPerWebhook > 0);
+});
+
 test.serial('bench:e2e on a small backlog: all delivered once, with the pg-boss no-op drain beside it', async (t) => {
   const out = await bench(t, 'e2e', ['--count', '150', '--endpoints', '3', '--timeout', '60000']);
   t.is(out.bench, 'e2e');
