@@ -75,7 +75,11 @@ export function createGroupCommit(db: Db, deps: SubmitDeps, options: GroupCommit
       counters.batches += 1;
       counters.items += batch.length;
       counters.largestBatch = Math.max(counters.largestBatch, batch.length);
-      void run(batch).finally(() => {
+      // run() settles every caller itself; this catch is for a fault of our own in it, so no
+      // caller is left waiting and no rejection goes unhandled.
+      void run(batch).catch((err: unknown) => {
+        for (const w of batch) w.reject(err);
+      }).finally(() => {
         inFlight -= 1;
         if (queue.length > 0) schedule();
       });
