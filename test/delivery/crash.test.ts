@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +10,7 @@ import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { freshDatabase, query, silentLog } from '../helpers/db.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { eventually, TEST_ALLOW_NETWORKS, TEST_MASTER_KEY } from '../helpers/service.ts';
+import { spawnService, type ServiceProcess } from '../helpers/process.ts';
 
 /**
  * Reliability against real process deaths: `node src/main.ts` is started as a child process and
@@ -22,7 +22,6 @@ import { eventually, TEST_ALLOW_NETWORKS, TEST_MASTER_KEY } from '../helpers/ser
  */
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TEST_TIMEOUT = 90_000;
 /** A killed attempt's job is handed out again after its heartbeat is missed (10 s) plus a
  * supervise pass (1 s) plus the job retry delay: well within this. */
@@ -41,75 +40,11 @@ const QUEUE_ENV = {
   HOOKRELAY_ALLOW_NETWORKS: TEST_ALLOW_NETWORKS,
 } as const;
 
-interface ServiceProcess {
-  child: ChildProcess;
-  pid: number;
-  /** Every JSON log line written to stdout so far. */
-  logs: Record<string, any>[];
-  stderr: () => string;
-  /** The API's port, once 'api listening' was logged (api role only). */
-  port: number | undefined;
-  /** Resolves with the first log line for which `match` is true. */
-  waitForLog(match: (line: Record<string, any>) => boolean, timeoutMs?: number): Promise<Record<string, any>>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
-
 /** Starts `node src/main.ts` with only the given settings; it is SIGKILLed (by pid) at teardown if still alive. */
 async function startProcess(t: ExecutionContext, env: Record<string, string>): Promise<ServiceProcess> {
   const base: NodeJS.ProcessEnv = { ...process.env };
   for (const s of SETTINGS) delete base[s.env];
-  const child = spawn(process.execPath, [MAIN], { cwd: ROOT, env: { ...base, ...QUEUE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() }));
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const logs: Record<string, any>[] = [];
-  const watchers: { match: (l: Record<string, any>) => boolean; resolve: (l: Record<string, any>) => void }[] = [];
-  let stdoutRest = '';
-  let stderr = '';
-  const proc: ServiceProcess = {
-    child,
-    pid: child.pid!,
-    logs,
-    stderr: () => stderr,
-    port: undefined,
-    waitForLog(match, timeoutMs = 60_000) {
-      const found = logs.find(match);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`process ${child.pid} did not log the expected line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`)), timeoutMs);
-        const onExit = () => reject(new Error(`process ${child.pid} exited before logging the expected line; stderr: ${stderr.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`));
-        void exited.then(onExit);
-        watchers.push({ match, resolve: (l) => { clearTimeout(timer); resolve(l); } });
-      });
-    },
-    exited,
-  };
-  child.stdout!.on('data', (chunk: Buffer) => {
-    stdoutRest += chunk.toString('utf8');
-    const parts = stdoutRest.split('\n');
-    stdoutRest = parts.pop() ?? '';
-    for (const line of parts) {
-      if (!line.trim()) continue;
-      let entry: Record<string, any>;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        entry = { message: line, unparsed: true };
-      }
-      logs.push(entry);
-      if (entry.message === 'api listening') proc.port = entry.port;
-      for (let i = watchers.length - 1; i >= 0; i--) {
-        if (watchers[i]!.match(entry)) watchers.splice(i, 1)[0]!.resolve(entry);
-      }
-    }
-  });
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const proc = spawnService(t, [MAIN], { ...base, ...QUEUE_ENV, ...env });
   await proc.waitForLog((l) => l.message === 'hookrelay started');
   return proc;
 }

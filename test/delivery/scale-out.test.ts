@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import { freshDatabase, query } from '../helpers/db.ts';
-import { CLI, hookrelayEnv, ROOT } from '../helpers/process.ts';
+import { CLI, hookrelayEnv, spawnService, type ServiceProcess as Process } from '../helpers/process.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { eventually, TEST_MASTER_KEY } from '../helpers/service.ts';
 
@@ -21,14 +20,7 @@ const BATCH_SIZE = 10;
 const LOOPS = 2;
 const GRACE_MS = 15_000;
 
-interface ServiceProcess {
-  role: string;
-  pid: number;
-  logs: Record<string, any>[];
-  port: number | undefined;
-  waitForLog(match: (line: Record<string, any>) => boolean, timeoutMs?: number): Promise<Record<string, any>>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+type ServiceProcess = Process & { role: string };
 
 /** `node src/cli.ts serve --role <role>` on the test database; SIGKILLed by pid at teardown if still running. */
 async function serve(t: ExecutionContext, role: 'api' | 'worker', dbUrl: string): Promise<ServiceProcess> {
@@ -49,56 +41,7 @@ async function serve(t: ExecutionContext, role: 'api' | 'worker', dbUrl: string)
     // The flag must win over the variable.
     HOOKRELAY_ROLES: 'api,worker',
   });
-  const child = spawn(process.execPath, [CLI, 'serve', '--role', role], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      process.kill(child.pid!, 'SIGKILL');
-      await exited;
-    }
-  });
-  const logs: Record<string, any>[] = [];
-  const watchers: { match: (l: Record<string, any>) => boolean; resolve: (l: Record<string, any>) => void }[] = [];
-  let rest = '';
-  let stderr = '';
-  const proc: ServiceProcess = {
-    role,
-    pid: child.pid!,
-    logs,
-    port: undefined,
-    waitForLog(match, timeoutMs = 60_000) {
-      const found = logs.find(match);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${role} process did not log the expected line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`)), timeoutMs);
-        void exited.then(() => reject(new Error(`${role} process exited first; stderr: ${stderr.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`)));
-        watchers.push({ match, resolve: (l) => { clearTimeout(timer); resolve(l); } });
-      });
-    },
-    exited,
-  };
-  child.stdout!.on('data', (chunk: Buffer) => {
-    rest += chunk.toString('utf8');
-    const lines = rest.split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) {
-      if (!line.trim()) continue;
-      let entry: Record<string, any>;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        entry = { message: line, unparsed: true };
-      }
-      logs.push(entry);
-      if (entry.message === 'api listening') proc.port = entry.port;
-      for (let i = watchers.length - 1; i >= 0; i--) {
-        if (watchers[i]!.match(entry)) watchers.splice(i, 1)[0]!.resolve(entry);
-      }
-    }
-  });
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const proc: ServiceProcess = Object.assign(spawnService(t, [CLI, 'serve', '--role', role], env), { role });
   const started = await proc.waitForLog((l) => l.message === 'hookrelay started');
   t.deepEqual(started.roles, [role], `serve --role ${role} runs only that role`);
   return proc;
