@@ -174,6 +174,8 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
       .execute();
     // Every endpoint has its health row (created with it); a missing one fails the batch.
     if (healthRows.length !== endpointIds.length) throw new Error('recordAttempts: an endpoint has no health row');
+    const states: Array<{ endpoint_id: string } & ReturnType<typeof fromState>> = [];
+    const disables: Array<[string, string]> = [];
     for (const health of healthRows) {
       const attempts = byEndpoint.get(health.endpoint_id)!.sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
       let state = toState(health);
@@ -187,9 +189,33 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
         disabled ??= reason;
         answers.set(rec, { status: 'recorded', transition: next.transition, disabled: reason });
       }
-      await trx.updateTable('endpoint_health').set({ ...fromState(state), updated_at: now }).where('endpoint_id', '=', health.endpoint_id).execute();
-      if (disabled) await disableEndpoint(trx, health.endpoint_id, disabled, now);
+      states.push({ endpoint_id: health.endpoint_id, ...fromState(state) });
+      if (disabled) disables.push([health.endpoint_id, disabled]);
     }
+    // Every endpoint's new state in one statement (the rows are locked above, in id order).
+    await sql`
+      UPDATE hookrelay.endpoint_health AS h SET
+        circuit_state = v.circuit_state,
+        consecutive_failures = v.consecutive_failures,
+        window_started_at = v.window_started_at,
+        window_attempts = v.window_attempts,
+        window_failures = v.window_failures,
+        opened_at = v.opened_at,
+        open_count = v.open_count,
+        next_probe_at = v.next_probe_at,
+        probe_started_at = v.probe_started_at,
+        last_success_at = v.last_success_at,
+        last_failure_at = v.last_failure_at,
+        failing_since = v.failing_since,
+        health_score = v.health_score,
+        updated_at = ${now}::timestamptz
+      FROM jsonb_to_recordset(${JSON.stringify(states)}::jsonb) AS v(
+        endpoint_id text, circuit_state text, consecutive_failures integer, window_started_at timestamptz,
+        window_attempts integer, window_failures integer, opened_at timestamptz, open_count integer,
+        next_probe_at timestamptz, probe_started_at timestamptz, last_success_at timestamptz,
+        last_failure_at timestamptz, failing_since timestamptz, health_score integer)
+      WHERE h.endpoint_id = v.endpoint_id`.execute(trx);
+    for (const [endpointId, reason] of disables) await disableEndpoint(trx, endpointId, reason, now);
     return recs.map((rec) => answers.get(rec)!);
   });
 }
