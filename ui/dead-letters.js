@@ -1,7 +1,7 @@
 // Dead letters: the list with filters, replay one, and replay all that match a filter (the
 // count is shown first and must be confirmed).
 import { api } from './api.js';
-import { badge, code, field, h, link, localToIso, select, swap, table, time } from './dom.js';
+import { badge, code, field, h, link, onFilter, localToIso, select, swap, table, time } from './dom.js';
 import { pager } from './webhooks.js';
 
 const REASONS = [['', 'any'], ['attempts_exhausted', 'attempts exhausted'], ['gone', 'gone (410)'], ['endpoint_deleted', 'endpoint deleted']];
@@ -98,10 +98,7 @@ export function mount(root, route, ctx) {
       swap(body, h('p', { class: 'error', role: 'alert' }, `Could not list dead letters: ${err.message}`));
     }
   };
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const f = new FormData(form);
-    for (const key of Object.keys(filters)) filters[key] = String(f.get(key) ?? '');
+  onFilter(form, filters, () => {
     cursors = [undefined];
     load();
   });

@@ -119,3 +119,13 @@ export function field(label, control, hint) {
 export function select(name, options, value) {
   return h('select', { name }, options.map(([v, text]) => h('option', { value: v, selected: v === value }, text)));
 }
+
+/** A filter form: on submit, its fields (by the keys of `filters`) go into `filters`, then `apply` runs. */
+export function onFilter(form, filters, apply) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const f = new FormData(form);
+    for (const key of Object.keys(filters)) filters[key] = String(f.get(key) ?? '');
+    apply();
+  });
+}

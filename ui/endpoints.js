@@ -1,7 +1,7 @@
 // Endpoints: the list with health score and circuit state, and one endpoint with its
 // configuration, enable / disable, key rotation (with the grace period) and recent attempts.
 import { api } from './api.js';
-import { badge, code, duration, facts, field, h, link, select, swap, table, time } from './dom.js';
+import { badge, code, duration, facts, field, h, link, onFilter, select, swap, table, time } from './dom.js';
 import { score } from './overview.js';
 import { pager } from './webhooks.js';
 
@@ -41,10 +41,7 @@ function mountList(root, route) {
       swap(body, h('p', { class: 'error', role: 'alert' }, `Could not list endpoints: ${err.message}`));
     }
   };
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const f = new FormData(form);
-    for (const key of Object.keys(filters)) filters[key] = String(f.get(key) ?? '');
+  onFilter(form, filters, () => {
     cursors = [undefined];
     load();
   });

@@ -1,7 +1,7 @@
 // Webhooks: the list with the API's filters and cursor paging, and one webhook with its
 // attempt timeline, the headers it is sent with, and a retry button.
 import { api } from './api.js';
-import { badge, code, facts, field, h, link, localToIso, millis, select, swap, table, time } from './dom.js';
+import { badge, code, facts, field, h, link, onFilter, localToIso, millis, select, swap, table, time } from './dom.js';
 
 const STATUSES = [['', 'any'], ['pending', 'pending'], ['retrying', 'retrying'], ['delivered', 'delivered'], ['dead', 'dead'], ['held', 'held']];
 
@@ -46,10 +46,7 @@ function mountList(root, route) {
       swap(body, h('p', { class: 'error', role: 'alert' }, `Could not list webhooks: ${err.message}`));
     }
   };
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const f = new FormData(form);
-    for (const key of Object.keys(filters)) filters[key] = String(f.get(key) ?? '');
+  onFilter(form, filters, () => {
     cursors = [undefined];
     load();
   });
