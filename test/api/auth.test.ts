@@ -4,6 +4,7 @@ import { createToken, generateToken } from '../../src/api/tokens.ts';
 import { loadSpec, type Operation } from '../../src/api/spec.ts';
 import { query } from '../helpers/db.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
+import { VALID_BODIES } from '../helpers/api.ts';
 
 /** Bearer tokens: which requests need one, which tokens pass, and how tokens are stored. */
 
@@ -13,18 +14,6 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
 const spec = loadSpec();
 const secured = [...spec.operations.values()].filter((op) => op.secured);
 const open = [...spec.operations.values()].filter((op) => !op.secured);
-
-/** Bodies that would pass validation, so that only the token decides the answer. */
-const VALID_BODIES: Record<string, unknown> = {
-  deliverWebhook: { url: 'http://127.0.0.1:1/x', payload: 1 },
-  createEndpoint: { url: 'http://127.0.0.1:1/endpoint' },
-  updateEndpoint: { description: 'changed' },
-  rotateEndpointSecret: {},
-  verifySignature: { body: '{}', headers: {}, secret: 'whsec_' + Buffer.alloc(32, 1).toString('base64') },
-  retryWebhooks: { status: 'dead' },
-  replayDeadLetters: {},
-  createApiToken: { name: 'auth test' },
-};
 
 /** A request that would reach the operation's handler: ids filled in, a valid body where one is taken. */
 function requestFor(op: Operation): { path: string; init: RequestInit & { json?: unknown } } {

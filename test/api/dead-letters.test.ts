@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createEndpoint, submit, untilStatus as until, webhookStatus } from '../helpers/api.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { eventually, startTestService, type TestService } from '../helpers/service.ts';
 import { query } from '../helpers/db.ts';
@@ -9,19 +10,7 @@ async function json(res: Response): Promise<any> {
   return res.json();
 }
 
-async function createEndpoint(svc: TestService, url: string, extra: object = {}): Promise<string> {
-  const res = await svc.api('/api/v1/endpoints', { method: 'POST', json: { url, ...extra } });
-  if (res.status !== 201) throw new Error(`endpoint create answered ${res.status}: ${await res.text()}`);
-  return (await json(res)).id;
-}
-
-async function submit(svc: TestService, endpointId: string, payload: unknown, retryPolicy: object = { maxAttempts: 1 }): Promise<string> {
-  const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { endpointId, payload, retryPolicy } });
-  if (res.status !== 202) throw new Error(`deliver answered ${res.status}: ${await res.text()}`);
-  return (await json(res)).id;
-}
-
-const status = async (svc: TestService, id: string) => json(await svc.api(`/api/v1/webhooks/${id}/status`));
+const status = webhookStatus;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const list = async (svc: TestService, qs = '') => {
   const res = await svc.api(`/api/v1/dead-letters${qs ? `?${qs}` : ''}`);
@@ -29,13 +18,6 @@ const list = async (svc: TestService, qs = '') => {
   return json(res);
 };
 const replay = (svc: TestService, id: string) => svc.api(`/api/v1/dead-letters/${encodeURIComponent(id)}/replay`, { method: 'POST' });
-
-function until(svc: TestService, id: string, wanted: string[], timeoutMs = 30_000) {
-  return eventually(async () => {
-    const s = await status(svc, id);
-    return wanted.includes(s.status) ? s : undefined;
-  }, timeoutMs, 100);
-}
 
 /** Job rows queued for one attempt of a webhook. */
 async function jobsFor(svc: TestService, webhookId: string, attempt: number): Promise<number> {

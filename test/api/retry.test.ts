@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createEndpoint, submit, untilStatus as until, webhookStatus } from '../helpers/api.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { eventually, startTestService, type TestService } from '../helpers/service.ts';
 import { query } from '../helpers/db.ts';
@@ -9,28 +10,9 @@ async function json(res: Response): Promise<any> {
   return res.json();
 }
 
-async function createEndpoint(svc: TestService, url: string): Promise<string> {
-  const res = await svc.api('/api/v1/endpoints', { method: 'POST', json: { url } });
-  if (res.status !== 201) throw new Error(`endpoint create answered ${res.status}: ${await res.text()}`);
-  return (await json(res)).id;
-}
-
-async function submit(svc: TestService, endpointId: string, payload: unknown, retryPolicy: object = { maxAttempts: 1 }): Promise<string> {
-  const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { endpointId, payload, retryPolicy } });
-  if (res.status !== 202) throw new Error(`deliver answered ${res.status}: ${await res.text()}`);
-  return (await json(res)).id;
-}
-
-const status = async (svc: TestService, id: string) => json(await svc.api(`/api/v1/webhooks/${id}/status`));
+const status = webhookStatus;
 const retry = async (svc: TestService, body: unknown) => svc.api('/api/v1/webhooks/retry', { method: 'POST', json: body });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function until(svc: TestService, id: string, wanted: string[], timeoutMs = 30_000) {
-  return eventually(async () => {
-    const s = await status(svc, id);
-    return wanted.includes(s.status) ? s : undefined;
-  }, timeoutMs, 100);
-}
 
 test.serial('{status: dead, endpointId} re-queues the dead webhooks of that endpoint; they are delivered once the receiver is fixed', async (t) => {
   const svc = await startTestService(t);

@@ -3,23 +3,12 @@ import { createToken, SCOPES, type Scope } from '../../src/api/tokens.ts';
 import { loadSpec, type Operation } from '../../src/api/spec.ts';
 import { query } from '../helpers/db.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
+import { VALID_BODIES } from '../helpers/api.ts';
 
 /** Scopes: what the document names for each operation is what the router enforces. */
 
 const spec = loadSpec();
 const secured = [...spec.operations.values()].filter((op) => op.secured);
-
-/** Bodies that would pass validation, so that only the token decides whether a handler is reached. */
-const VALID_BODIES: Record<string, unknown> = {
-  deliverWebhook: { url: 'http://127.0.0.1:1/x', payload: 1 },
-  createEndpoint: { url: 'http://127.0.0.1:1/endpoint' },
-  updateEndpoint: { description: 'changed' },
-  rotateEndpointSecret: {},
-  verifySignature: { body: '{}', headers: {}, secret: 'whsec_' + Buffer.alloc(32, 1).toString('base64') },
-  retryWebhooks: { status: 'dead' },
-  replayDeadLetters: {},
-  createApiToken: { name: 'made in the scopes test' },
-};
 
 /** What the issue asks each operation to need; the document must say the same. */
 const EXPECTED: Record<string, Scope> = {
