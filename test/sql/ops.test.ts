@@ -309,8 +309,10 @@ test('dead-letters-by-reason counts open and replayed dead letters per reason', 
 test('throughput-per-minute lists delivered webhooks in each of the last 60 minutes', async (t) => {
   const dbUrl = await freshDatabase(t);
   await endpoint(dbUrl, 'ep_A');
-  const minute = (ago: number) => `date_trunc('minute', now()) - interval '${ago} minutes' + interval '7 seconds'`;
+  // Every row is placed relative to one minute read once, so that a minute boundary passing
+  // while the rows are written cannot split a planned minute in two.
   const [{ base }] = (await query(dbUrl, `SELECT date_trunc('minute', now()) AS base`)) as [{ base: Date }];
+  const minute = (ago: number) => `'${base.toISOString()}'::timestamptz - interval '${ago} minutes' + interval '7 seconds'`;
   const plan: [number, number][] = [[1, 3], [10, 2], [30, 1]];
   for (const [ago, count] of plan) {
     for (let i = 0; i < count; i++) {
