@@ -158,9 +158,18 @@ export interface Authenticator {
 /** How stale api_tokens.last_used_at may be. */
 export const LAST_USED_PRECISION_MS = 60_000;
 
+type TokenRow = Partial<TokenRecord> & { id: string; token_hash: Buffer };
+
 /**
- * No cache: every request reads the token's row (one indexed lookup by hash), so a revocation
- * or an expiry takes effect with the next request, on every instance.
+ * No cache: every request's token is read from the table after the request arrived, so a
+ * revocation or an expiry takes effect with the next request, on every instance.
+ *
+ * The reads of concurrent requests share queries, as group commit shares transactions: a
+ * lookup waits for the next query to start and never joins one already running (that one may
+ * have read the table before a revocation this request should see). A query reads every
+ * token hash waiting at the time, while at most LOOKUPS_IN_FLIGHT are running; an idle API
+ * sends each lookup at once, a busy one a few queries per round trip instead of one per
+ * request.
  */
 export function createAuthenticator(db: Db, adminToken?: { token: string; id: string }): Authenticator {
   const adminHash = adminToken ? hashToken(adminToken.token) : undefined;
@@ -178,23 +187,28 @@ export function createAuthenticator(db: Db, adminToken?: { token: string; id: st
       .execute()
       .catch(() => undefined);
   };
+  const readRows = createLookupBatcher(async (hashes) => {
+    // selectAll, so that a table from before 0004_token_scopes (no scopes, no expiry) is still read.
+    const rows = (await db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('token_hash', 'in', hashes)
+      .where('revoked_at', 'is', null)
+      .execute()) as TokenRow[];
+    // Once per row and query, however many requests the row answers.
+    await Promise.all(rows.map((row) => touch(row.id, row.last_used_at ?? null)));
+    return rows;
+  });
   const lookup = async (token: string): Promise<TokenInfo | undefined> => {
     const hash = hashToken(token);
     // The admin token need not have the hr_ shape; every other token must, and a malformed
     // one is refused without a query. Hashes are compared in constant time.
     const isAdmin = adminHash !== undefined && timingSafeEqual(hash, adminHash);
     if (!isAdmin && !isWellFormedToken(token)) return undefined;
-    // The table decides, for the admin token too: revoking its row revokes it. selectAll, so
-    // that a table from before 0004_token_scopes (no scopes, no expiry) is still read.
-    const row = (await db
-      .selectFrom('api_tokens')
-      .selectAll()
-      .where('token_hash', '=', hash)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst()) as (Partial<TokenRecord> & { id: string }) | undefined;
+    // The table decides, for the admin token too: revoking its row revokes it.
+    const row = await readRows(hash);
     if (!row) return undefined;
     if (row.expires_at && row.expires_at.getTime() <= Date.now()) return undefined;
-    await touch(row.id, row.last_used_at ?? null);
     return {
       id: row.id,
       scopes: isAdmin ? ['admin'] : (row.scopes ?? DEFAULT_SCOPES),
@@ -208,4 +222,42 @@ export function createAuthenticator(db: Db, adminToken?: { token: string; id: st
       return (await lookup(token))?.id;
     },
   };
+}
+
+/** Token-lookup queries one authenticator runs at once; more lookups wait for the next. */
+export const LOOKUPS_IN_FLIGHT = 2;
+
+/**
+ * Coalesces row reads by token hash: each call is answered by a query that started after the
+ * call was made; one query serves every hash waiting when it starts.
+ */
+function createLookupBatcher(read: (hashes: Buffer[]) => Promise<TokenRow[]>): (hash: Buffer) => Promise<TokenRow | undefined> {
+  type Waiter = { resolve: (row: TokenRow | undefined) => void; reject: (err: unknown) => void };
+  let waiting = new Map<string, { hash: Buffer; waiters: Waiter[] }>();
+  let running = 0;
+  const flush = () => {
+    if (waiting.size === 0 || running >= LOOKUPS_IN_FLIGHT) return;
+    const batch = waiting;
+    waiting = new Map();
+    running += 1;
+    read([...batch.values()].map((w) => w.hash)).then(
+      (rows) => {
+        const byHash = new Map(rows.map((r) => [Buffer.from(r.token_hash).toString('hex'), r]));
+        for (const [key, { waiters }] of batch) for (const w of waiters) w.resolve(byHash.get(key));
+      },
+      (err) => {
+        for (const { waiters } of batch.values()) for (const w of waiters) w.reject(err);
+      },
+    ).finally(() => {
+      running -= 1;
+      flush();
+    });
+  };
+  return (hash) => new Promise((resolve, reject) => {
+    const key = hash.toString('hex');
+    const entry = waiting.get(key);
+    if (entry) entry.waiters.push({ resolve, reject });
+    else waiting.set(key, { hash, waiters: [{ resolve, reject }] });
+    flush();
+  });
 }

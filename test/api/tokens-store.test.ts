@@ -4,7 +4,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { DataType, newDb, type IMemoryDb } from 'pg-mem';
-import { createAuthenticator, createToken, ensureAdminToken, generateToken, hashToken, isWellFormedToken } from '../../src/api/tokens.ts';
+import { createAuthenticator, createToken, ensureAdminToken, generateToken, hashToken, isWellFormedToken, LOOKUPS_IN_FLIGHT } from '../../src/api/tokens.ts';
 import { SCHEMA, type Db } from '../../src/db/database.ts';
 import type { Database } from '../../src/db/schema.ts';
 import { MIGRATIONS_DIR } from '../../src/db/migrate.ts';
@@ -32,6 +32,12 @@ interface Store {
   db: Db;
   /** Statements sent to the database so far. */
   queries(): number;
+  /**
+   * Holds back the answers of the statements sent from now on (they run at once; only their
+   * answers wait) until `release` is called; `answered` resolves when the database has
+   * answered the first of them.
+   */
+  holdAnswers(): { answered: Promise<void>; release: () => void };
   /** The stored row, read back through the same database. */
   row(id: string): Promise<{ name: string; token_hash: Buffer; revoked_at: Date | null } | undefined>;
   revoke(id: string): Promise<void>;
@@ -45,6 +51,7 @@ interface Client {
 /** A pool that counts statements (and, for pg-mem, adapts Buffer parameters). */
 function countingPool(inner: { connect(): Promise<Client>; end(): Promise<void> }, adaptBuffers: boolean) {
   let count = 0;
+  let gate: { released: Promise<void>; answered: () => void } | undefined;
   const pool = {
     async connect(): Promise<Client> {
       const client = await inner.connect();
@@ -56,14 +63,30 @@ function countingPool(inner: { connect(): Promise<Client>; end(): Promise<void> 
             text = text.replace(/\$(\d+)\b/g, (p, n) => (Buffer.isBuffer(given[Number(n) - 1]) ? `decode(${p}, 'hex')` : p));
             values = given.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
           }
-          return client.query(text, values);
+          const held = gate;
+          const answer = client.query(text, values);
+          return held ? answer.then(async (r) => (held.answered(), await held.released, r)) : answer;
         },
         release: () => client.release(),
       };
     },
     end: () => inner.end(),
   };
-  return { pool, queries: () => count };
+  const holdAnswers = () => {
+    let release!: () => void;
+    let answered!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const firstAnswer = new Promise<void>((r) => (answered = r));
+    gate = { released, answered };
+    return {
+      answered: firstAnswer,
+      release: () => {
+        gate = undefined;
+        release();
+      },
+    };
+  };
+  return { pool, queries: () => count, holdAnswers };
 }
 
 function apiTokensDdl(): string {
@@ -85,12 +108,13 @@ function memoryDb(): IMemoryDb {
 async function pgMemStore(t: ExecutionContext): Promise<Store> {
   const mem = memoryDb();
   const { Pool } = mem.adapters.createPg();
-  const { pool, queries } = countingPool(new Pool() as never, true);
+  const { pool, queries, holdAnswers } = countingPool(new Pool() as never, true);
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool as never }) });
   t.teardown(() => kysely.destroy());
   return {
     db: kysely.withSchema(SCHEMA),
     queries,
+    holdAnswers,
     row: async (id) => mem.public.many(`SELECT name, token_hash, revoked_at FROM hookrelay.api_tokens WHERE id = '${id.replace(/'/g, "''")}'`)[0] as never,
     revoke: async (id) => void mem.public.none(`UPDATE hookrelay.api_tokens SET revoked_at = now() WHERE id = '${id.replace(/'/g, "''")}'`),
   };
@@ -101,7 +125,7 @@ async function postgresStore(t: ExecutionContext): Promise<Store> {
   // pg.Pool.end() resolves before its clients have closed, and the DROP DATABASE … WITH (FORCE)
   // at teardown may terminate one that is still closing: that error must not crash the file.
   const real = new pg.Pool({ connectionString: url, max: 2 }).on('error', () => {});
-  const { pool, queries } = countingPool(real as never, false);
+  const { pool, queries, holdAnswers } = countingPool(real as never, false);
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool as never }) });
   t.teardown(() => kysely.destroy());
   const side = new pg.Pool({ connectionString: url, max: 1 }).on('error', () => {});
@@ -109,6 +133,7 @@ async function postgresStore(t: ExecutionContext): Promise<Store> {
   return {
     db: kysely.withSchema(SCHEMA),
     queries,
+    holdAnswers,
     row: async (id) => (await side.query('SELECT name, token_hash, revoked_at FROM hookrelay.api_tokens WHERE id = $1', [id])).rows[0],
     revoke: async (id) => void (await side.query('UPDATE hookrelay.api_tokens SET revoked_at = now() WHERE id = $1', [id])),
   };
@@ -223,6 +248,40 @@ for (const [backend, open] of backends) {
     const auth = createAuthenticator(store.db);
     t.is(await auth.authenticate(a.token), a.id);
     t.is(await auth.authenticate(b.token), b.id);
+  });
+
+  test.serial(`${backend}: concurrent lookups share queries, each answered for its own token`, async (t) => {
+    const store = await open(t);
+    const a = await createToken(store.db, 'a');
+    const b = await createToken(store.db, 'b');
+    const auth = createAuthenticator(store.db);
+    // First uses stamp last_used_at; what follows is reads only.
+    t.is(await auth.authenticate(a.token), a.id);
+    t.is(await auth.authenticate(b.token), b.id);
+    const unknown = generateToken();
+    const calls = Array.from({ length: 60 }, (_, i) => [a.token, b.token, unknown][i % 3]!);
+    const before = store.queries();
+    const ids = await Promise.all(calls.map((token) => auth.authenticate(token)));
+    t.deepEqual(ids, calls.map((token) => (token === a.token ? a.id : token === b.token ? b.id : undefined)));
+    // The first two calls each start a query (LOOKUPS_IN_FLIGHT); the other 58 wait and share one.
+    t.is(store.queries() - before, LOOKUPS_IN_FLIGHT + 1);
+  });
+
+  test.serial(`${backend}: a lookup never joins a query that started before it, so it sees a revocation made meanwhile`, async (t) => {
+    const store = await open(t);
+    const { id, token } = await createToken(store.db, 'to be revoked');
+    const auth = createAuthenticator(store.db);
+    t.is(await auth.authenticate(token), id);
+    // The first lookup's query has read the row (valid); its answer is held back while the
+    // token is revoked and a second lookup arrives.
+    const hold = store.holdAnswers();
+    const first = auth.authenticate(token);
+    await hold.answered;
+    await store.revoke(id);
+    const second = auth.authenticate(token);
+    hold.release();
+    t.is(await first, id, 'read before the revocation');
+    t.is(await second, undefined, 'asked after the revocation: its own query sees it');
   });
 
   test.serial(`${backend}: a one-character change does not authenticate, and costs no query`, async (t) => {
