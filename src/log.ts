@@ -30,15 +30,37 @@ const redact = winston.format((info) => {
   return info;
 });
 
+const LEVELS = winston.config.npm.levels;
+const LEVEL = Symbol.for('level');
+
+/**
+ * Drops a line below the logger's level before any other format runs. winston runs the whole
+ * format chain (here: scrubbing, timestamp, JSON) for every line and leaves the level to the
+ * transport, so a debug line per request cost its full formatting at LOG_LEVEL=warn.
+ */
+function atLevel(current: () => string) {
+  return winston.format((info) => {
+    const level = (info as Record<symbol, string | undefined>)[LEVEL] ?? info.level;
+    return (LEVELS[level] ?? 0) <= (LEVELS[current()] ?? LEVELS.info!) ? info : false;
+  })();
+}
+
 export function createLogger(options: { level: string; silent?: boolean; stream?: NodeJS.WritableStream }): Logger {
   const transport = options.stream
     ? new winston.transports.Stream({ stream: options.stream })
     : new winston.transports.Console({ stderrLevels: [] });
-  return winston.createLogger({
+  const logger: Logger = winston.createLogger({
     level: options.level,
     silent: options.silent ?? false,
-    format: winston.format.combine(redact(), winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json()),
+    format: winston.format.combine(
+      atLevel(() => logger.level),
+      redact(),
+      winston.format.timestamp(),
+      winston.format.errors({ stack: true }),
+      winston.format.json(),
+    ),
     defaultMeta: { service: 'hookrelay' },
     transports: [transport],
   });
+  return logger;
 }
