@@ -108,30 +108,47 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   let stopping = false;
 
   // Wake-ups: a NOTIFY for the queue, a local commit, a deferred job coming due, an attempt
-  // settling (a slot of the budget and of its endpoint came free). A wake that arrives while a
-  // loop fetches is not lost: the loop compares generations before it sleeps.
+  // settling (a slot of the budget and of its endpoint came free). Each wakes ONE sleeping
+  // loop; a loop whose fetch came back full wakes the next, so a burst of work brings in every
+  // loop while a trickle costs one fetch per wake-up, not one per loop. A wake that arrives
+  // while a loop fetches is not lost: the loop compares generations before it sleeps.
   let generation = 0;
-  const sleepers: (() => void)[] = [];
+  const sleepers = new Set<() => void>();
   let drained: (() => void) | undefined;
   const wake = () => {
     generation += 1;
-    for (const resolve of sleepers.splice(0)) resolve();
+    const first = sleepers.values().next();
+    if (!first.done) first.value();
+  };
+  const wakeAll = () => {
+    generation += 1;
+    for (const done of [...sleepers]) done();
   };
   const sleep = (ms: number, seen: number) => new Promise<void>((resolve) => {
     if (generation !== seen || stopping) return resolve();
     const timer = setTimeout(done, ms);
     function done() {
       clearTimeout(timer);
+      sleepers.delete(done);
       resolve();
     }
-    sleepers.push(done);
+    sleepers.add(done);
   });
+  // True after a fetch found nothing it may take, until new work is announced or a fetch finds
+  // some. While true, an attempt settling wakes a loop only if its endpoint was at its limit
+  // (its queued jobs may be fetchable now): otherwise every settle would cost an empty fetch.
+  let queueLooksEmpty = false;
+  const endpointInFlight = new Map<string, number>();
+  const announce = () => {
+    queueLooksEmpty = false;
+    wake();
+  };
   const wakeAt = (at: Date) => {
     const delay = at.getTime() - Date.now();
     if (delay >= POLL_SECONDS * 1000) return;
     const timer = setTimeout(() => {
       timers.delete(timer);
-      wake();
+      announce();
     }, Math.max(0, delay));
     timer.unref();
     timers.add(timer);
@@ -151,7 +168,13 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       .finally(() => {
         inFlight.delete(job.id);
         if (inFlight.size === 0) drained?.();
-        wake();
+        const group = job.groupId ?? undefined;
+        const busy = group === undefined ? 0 : endpointInFlight.get(group) ?? 0;
+        if (group !== undefined) {
+          if (busy <= 1) endpointInFlight.delete(group);
+          else endpointInFlight.set(group, busy - 1);
+        }
+        if (!queueLooksEmpty || busy >= endpointConcurrency) wake();
       });
   };
 
@@ -177,13 +200,20 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
         reserved -= room;
       }
       fetchBackoff.succeeded();
+      // Only an empty fetch says the queue has nothing for us: pg-boss cuts a fetch to the
+      // endpoints' free slots, so a short one may leave jobs of other endpoints behind.
+      queueLooksEmpty = jobs.length === 0 && generation === seen;
+      if (jobs.length === room) wake();
       if (jobs.length === 0) {
         // Nothing we may take now: wait for a wake-up, or poll (the backstop for deferred jobs,
         // for which no NOTIFY comes when they come due).
         await sleep(POLL_SECONDS * 1000, seen);
         continue;
       }
-      for (const job of jobs) inFlight.set(job.id, { id: job.id, retryCount: job.retryCount });
+      for (const job of jobs) {
+        inFlight.set(job.id, { id: job.id, retryCount: job.retryCount });
+        if (job.groupId) endpointInFlight.set(job.groupId, (endpointInFlight.get(job.groupId) ?? 0) + 1);
+      }
       try {
         const started = await startBatch(batchDeps, jobs);
         jobs.forEach((job, i) => settle(job, started[i]!));
@@ -213,8 +243,8 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const listener = db.listen
     ? await db.executeSql(`SELECT ('pgboss_' || left(encode(sha224('${QUEUE_SCHEMA}'::bytea), 'hex'), 24)) AS channel`)
       .then(({ rows }) => db.listen!(rows[0].channel as string, (payload) => {
-        if (payload === DELIVERY_QUEUE) wake();
-      }, wake))
+        if (payload === DELIVERY_QUEUE) announce();
+      }, announce))
       .catch((err: unknown) => {
         log.warn('LISTEN for new delivery jobs failed; polling only', { error: (err as Error)?.message });
         return undefined;
@@ -224,12 +254,12 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const loops = Array.from({ length: config.workerConcurrency }, () => loop());
 
   return {
-    wake,
+    wake: announce,
     async stop(graceMs = Number.POSITIVE_INFINITY) {
       stopping = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      wake();
+      wakeAll();
       await Promise.all(loops);
       await listener?.close().catch(() => undefined);
       let timer: NodeJS.Timeout | undefined;
