@@ -323,6 +323,8 @@ export async function startService(dbUrl: string, env: Record<string, string> = 
     // One load generator stands for many clients: the per-token limit is not what is measured.
     HOOKRELAY_RATE_LIMIT_PER_SECOND: '1000000',
     HOOKRELAY_RATE_LIMIT_BURST: '1000000',
+    // BENCH_SERVICE_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the service.
+    NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS ?? '',
     ...env,
   });
   const sampler = sampleProcess(child.pid);
