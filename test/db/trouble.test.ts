@@ -80,6 +80,8 @@ test('PostgreSQL stopped: 503 with Retry-After at once and /readyz red; restarte
   // The workers' fetch loops and the supervisor fail every second or so while the server is
   // away: that is one state change in the log, not an error per failed poll.
   await eventually(async () => (svc.logs.some((l) => l.message?.startsWith('queue: database unavailable')) ? true : undefined), 15_000);
+  // An idle worker's loops try again when they poll (every 5 s), not at once.
+  await eventually(async () => (svc.logs.some((l) => l.message?.startsWith('fetching delivery jobs failed')) ? true : undefined), 15_000);
   await new Promise((r) => setTimeout(r, 3_000));
   const outageLines = svc.logs.filter((l) => l.message?.startsWith('queue: database unavailable'));
   t.is(outageLines.length, 1);
