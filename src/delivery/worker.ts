@@ -312,10 +312,19 @@ export async function deliverBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): 
 /**
  * Loads a fetched batch (one query for its webhooks, one for their keys) and starts every
  * job of it; each promise settles with its own job, so one slow receiver holds only its own.
+ * A job's group is its endpoint, so the keys are read at the same time as the webhooks, not
+ * one round trip later; an endpoint the groups did not name (a job queued without one) is
+ * read after.
  */
 export async function startBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): Promise<Promise<JobResult>[]> {
-  const webhooks = await loadBatch(deps.db, [...new Set(jobs.map((j) => j.data.webhookId))]);
-  const keys = await activeKeys(deps.db, deps.keyring, [...new Set([...webhooks.values()].map((w) => w.endpoint_id))]);
+  const grouped = [...new Set(jobs.flatMap((j) => (j.groupId ? [j.groupId] : [])))];
+  const [webhooks, keys] = await Promise.all([
+    loadBatch(deps.db, [...new Set(jobs.map((j) => j.data.webhookId))]),
+    activeKeys(deps.db, deps.keyring, grouped),
+  ]);
+  const asked = new Set(grouped);
+  const missing = [...new Set([...webhooks.values()].map((w) => w.endpoint_id))].filter((id) => !asked.has(id));
+  if (missing.length > 0) for (const [id, list] of await activeKeys(deps.db, deps.keyring, missing)) keys.set(id, list);
   const recorder = deps.recorder ?? createRecorder(deps.db, deps.boss);
   const slots = deps.slots ?? new EndpointSlots(deps.config.endpointConcurrency ?? DEFAULT_ENDPOINT_CONCURRENCY);
   return jobs.map((job) => {
