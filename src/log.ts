@@ -62,5 +62,19 @@ export function createLogger(options: { level: string; silent?: boolean; stream?
     defaultMeta: { service: 'hookrelay' },
     transports: [transport],
   });
+  // The same test before winston builds a line at all: a call below the level returns at once
+  // instead of going through winston's streams (children inherit these from the root).
+  const enabled = (self: Logger, level: string) => (LEVELS[level] ?? 0) <= (LEVELS[self.level] ?? LEVELS.info!);
+  const log = logger.log;
+  logger.log = function (this: Logger, level: unknown, ...rest: unknown[]) {
+    if (typeof level === 'string' && !enabled(this, level)) return this;
+    return (log as (...args: unknown[]) => Logger).call(this, level, ...rest);
+  } as Logger['log'];
+  for (const level of Object.keys(LEVELS) as (keyof typeof LEVELS & keyof Logger)[]) {
+    const method = logger[level] as (...args: unknown[]) => Logger;
+    (logger as unknown as Record<string, unknown>)[level] = function (this: Logger, ...args: unknown[]) {
+      return enabled(this, level) ? method.apply(this, args) : this;
+    };
+  }
   return logger;
 }

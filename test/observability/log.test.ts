@@ -59,3 +59,21 @@ test('secrets are redacted by key and by shape in every field', async (t) => {
   t.is(line!.authorization, '[redacted]');
   t.deepEqual(line!.nested, { secret: '[redacted]', note: 'key [redacted] and [redacted]' });
 });
+
+test('a call below the level never reaches winston\'s stream, from the root or a child', async (t) => {
+  const { log, lines } = memoryLogger('warn');
+  let writes = 0;
+  const write = log.write.bind(log);
+  log.write = ((...args: Parameters<typeof write>) => (writes += 1, write(...args))) as typeof log.write;
+  const child = log.child({ requestId: 'r' });
+  log.debug('a');
+  log.info('b', { x: 1 });
+  log.log('debug', 'c');
+  child.info('d');
+  child.log('http', 'e');
+  t.is(writes, 0);
+  child.warn('f');
+  log.log('error', 'g');
+  t.is(writes, 2);
+  t.deepEqual((await lines()).map((l) => [l.message, l.requestId]), [['f', 'r'], ['g', undefined]]);
+});
