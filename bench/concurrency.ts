@@ -13,7 +13,7 @@
  * The documented run uses the default count of 10,000; --count 500 is a quick check.
  */
 
-import { BENCH_DIR, freshDatabase, machine, numArg, parseArgs, preload, ratio, report, round, runChild, sampleProcess, scalar, startChild, startReceiver, startService, until } from './lib.ts';
+import { BENCH_DIR, freshDatabase, machine, numArg, parseArgs, preload, ratio, report, round, runChild, sampleProcess, scalar, serviceSettingsFromEnv, startChild, startReceiver, startService, until } from './lib.ts';
 
 const args = parseArgs();
 const count = numArg(args, 'count', 10_000);
@@ -33,7 +33,7 @@ const workerEnv: Record<string, string> = {
   // seconds just to be written, and an attempt that times out would wait for its retry
   // (30 s by default) and stretch the run. One minute lets every attempt run its course.
   HOOKRELAY_DELIVERY_TIMEOUT_MS: String(Math.max(60_000, holdMs * 10)),
-  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HOOKRELAY_WORKER_') || k === 'HOOKRELAY_ENDPOINT_CONCURRENCY' || k === 'HOOKRELAY_DB_POOL_MAX')) as Record<string, string>,
+  ...serviceSettingsFromEnv(),
 };
 
 const db = await freshDatabase();

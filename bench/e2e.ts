@@ -12,13 +12,13 @@
  * Target: >= 5,000 deliveries/s; RSS < 500 MB.
  */
 
-import { BENCH_DIR, freshDatabase, machine, numArg, parseArgs, preload, ratio, report, round, runChild, scalar, startReceiver, startService, until } from './lib.ts';
+import { BENCH_DIR, freshDatabase, machine, numArg, parseArgs, preload, ratio, report, round, runChild, scalar, serviceSettingsFromEnv, startReceiver, startService, until } from './lib.ts';
 
 const args = parseArgs();
 const count = numArg(args, 'count', 10_000);
 const endpoints = numArg(args, 'endpoints', 50);
 const timeoutMs = numArg(args, 'timeout', 120_000);
-const passThrough = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HOOKRELAY_WORKER_') || k === 'HOOKRELAY_ENDPOINT_CONCURRENCY' || k === 'HOOKRELAY_DB_POOL_MAX')) as Record<string, string>;
+const passThrough = serviceSettingsFromEnv();
 
 const db = await freshDatabase();
 try {

@@ -303,6 +303,14 @@ export interface ServiceProcess {
 }
 
 /**
+ * The service settings a delivery benchmark takes from its own environment, to try other
+ * worker and pool sizes: HOOKRELAY_WORKER_*, HOOKRELAY_ENDPOINT_CONCURRENCY, HOOKRELAY_DB_POOL_MAX.
+ */
+export function serviceSettingsFromEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HOOKRELAY_WORKER_') || k === 'HOOKRELAY_ENDPOINT_CONCURRENCY' || k === 'HOOKRELAY_DB_POOL_MAX')) as Record<string, string>;
+}
+
+/**
  * hookrelay as `npm start` runs it, in a process of its own, on `dbUrl`, allowed to deliver to
  * loopback receivers. LOG_LEVEL is warn: at thousands of requests a second a JSON line per
  * request would measure the log pipe, and operators at these rates log at warn too.

@@ -13,7 +13,7 @@
  * as two processes (CPU is their sum, RSS the larger of the two).
  */
 
-import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, ratio, report, runChild, scalar, startReceiver, startService, summarize, until } from './lib.ts';
+import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, ratio, report, runChild, scalar, serviceSettingsFromEnv, startReceiver, startService, summarize, until } from './lib.ts';
 import pg from 'pg';
 
 const args = parseArgs();
@@ -27,9 +27,10 @@ const split = args.split === true;
 const db = await freshDatabase();
 try {
   const receiver = await startReceiver(0);
-  const service = await startService(db.url, split ? { HOOKRELAY_ROLES: 'api' } : {});
+  const settings = serviceSettingsFromEnv();
+  const service = await startService(db.url, split ? { ...settings, HOOKRELAY_ROLES: 'api' } : settings);
   // Started after the API, which has migrated the database and created the queue by then.
-  const worker = split ? await startService(db.url, { HOOKRELAY_ROLES: 'worker' }) : undefined;
+  const worker = split ? await startService(db.url, { ...settings, HOOKRELAY_ROLES: 'worker' }) : undefined;
   if (worker) await new Promise((r) => setTimeout(r, 2_000));
   let result;
   try {
