@@ -110,21 +110,23 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
     const pgDb = fromKysely(trx);
 
     if (live.length > 0) {
-      await trx
-        .insertInto('attempts')
-        .values(live.map(({ rec }) => ({
-          webhook_id: rec.webhookId,
-          attempt: rec.attempt,
-          endpoint_id: rec.endpointId,
-          started_at: rec.startedAt,
-          duration_ms: rec.result.durationMs,
-          status_code: rec.result.statusCode,
-          outcome: rec.result.ok ? 'success' as const : 'failure' as const,
-          error_class: rec.result.errorClass,
-          error: rec.result.error,
-          response_body: responseExcerpt(rec.result.responseBody),
-        })))
-        .execute();
+      // From arrays, as the UPDATE above: ten parameters however many attempts, instead of a
+      // statement of ten per attempt for the builder to make and PostgreSQL to parse.
+      const attempts = live.map(({ rec }) => rec);
+      await sql`
+        INSERT INTO hookrelay.attempts (webhook_id, attempt, endpoint_id, started_at, duration_ms, status_code, outcome, error_class, error, response_body)
+        SELECT * FROM unnest(
+          ${attempts.map((r) => r.webhookId)}::text[],
+          ${attempts.map((r) => r.attempt)}::int[],
+          ${attempts.map((r) => r.endpointId)}::text[],
+          ${attempts.map((r) => r.startedAt.toISOString())}::timestamptz[],
+          ${attempts.map((r) => r.result.durationMs)}::int[],
+          ${attempts.map((r) => r.result.statusCode)}::int[],
+          ${attempts.map((r) => (r.result.ok ? 'success' : 'failure'))}::text[],
+          ${attempts.map((r) => r.result.errorClass)}::text[],
+          ${attempts.map((r) => r.result.error)}::text[],
+          ${attempts.map((r) => responseExcerpt(r.result.responseBody))}::text[]
+        )`.execute(trx);
     }
     const retries = live.flatMap(({ rec }) => (rec.outcome.kind === 'retry' ? [{ rec, outcome: rec.outcome }] : []));
     if (retries.length > 0) {
