@@ -33,16 +33,19 @@ const redact = winston.format((info) => {
 const LEVELS = winston.config.npm.levels;
 const LEVEL = Symbol.for('level');
 
+/** Whether a line at `level` is written by a logger at `current` (an unknown level always is). */
+function enabled(level: string, current: string): boolean {
+  return (LEVELS[level] ?? 0) <= (LEVELS[current] ?? LEVELS.info!);
+}
+
 /**
  * Drops a line below the logger's level before any other format runs. winston runs the whole
  * format chain (here: scrubbing, timestamp, JSON) for every line and leaves the level to the
- * transport, so a debug line per request cost its full formatting at LOG_LEVEL=warn.
+ * transport; the level methods below return before that, and this catches what reaches the
+ * format another way (log() with an info object, write()).
  */
 function atLevel(current: () => string) {
-  return winston.format((info) => {
-    const level = (info as Record<symbol, string | undefined>)[LEVEL] ?? info.level;
-    return (LEVELS[level] ?? 0) <= (LEVELS[current()] ?? LEVELS.info!) ? info : false;
-  })();
+  return winston.format((info) => (enabled((info as Record<symbol, string | undefined>)[LEVEL] ?? info.level, current()) ? info : false))();
 }
 
 export function createLogger(options: { level: string; silent?: boolean; stream?: NodeJS.WritableStream }): Logger {
@@ -64,16 +67,15 @@ export function createLogger(options: { level: string; silent?: boolean; stream?
   });
   // The same test before winston builds a line at all: a call below the level returns at once
   // instead of going through winston's streams (children inherit these from the root).
-  const enabled = (self: Logger, level: string) => (LEVELS[level] ?? 0) <= (LEVELS[self.level] ?? LEVELS.info!);
   const log = logger.log;
   logger.log = function (this: Logger, level: unknown, ...rest: unknown[]) {
-    if (typeof level === 'string' && !enabled(this, level)) return this;
+    if (typeof level === 'string' && !enabled(level, this.level)) return this;
     return (log as (...args: unknown[]) => Logger).call(this, level, ...rest);
   } as Logger['log'];
   for (const level of Object.keys(LEVELS) as (keyof typeof LEVELS & keyof Logger)[]) {
     const method = logger[level] as (...args: unknown[]) => Logger;
     (logger as unknown as Record<string, unknown>)[level] = function (this: Logger, ...args: unknown[]) {
-      return enabled(this, level) ? method.apply(this, args) : this;
+      return enabled(level, this.level) ? method.apply(this, args) : this;
     };
   }
   return logger;

@@ -36,6 +36,8 @@ test('a line below the level is dropped before it is formatted', async (t) => {
   const meta = () => ({ detail: { toJSON: () => (serialized += 1, 'x') } });
   log.info('not at warn', meta());
   log.child({ requestId: 'r' }).debug('not at warn either', meta());
+  // An info object passes the level methods; the format drops it.
+  log.log({ level: 'info', message: 'as an object', ...meta() });
   t.is(serialized, 0, 'never turned into JSON');
   log.warn('at warn', meta());
   t.is(serialized, 1);
