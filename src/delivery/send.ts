@@ -67,16 +67,26 @@ export interface SenderOptions {
   insecureTls?: boolean;
 }
 
+/**
+ * Requests in flight to one origin that one undici pool carries. A pool finds a free socket
+ * by walking its list of sockets, so with thousands of requests held open by one origin each
+ * new request would walk thousands of busy ones (quadratic in the number in flight). Past
+ * this many, further requests to the origin go to the pool of another agent. At the default
+ * per-origin limit (64) there is only ever one agent.
+ */
+export const POOL_SHARD_SIZE = 256;
+
 export function createSender(options: SenderOptions = {}): Sender {
   // Every socket is opened by the guard: names are resolved once, every address is checked,
   // and the connection goes to a checked address. The agent is explicit and never reads
   // HTTP_PROXY/HTTPS_PROXY/NO_PROXY, so no proxy can carry a request past the guard.
   const connect = createGuardedConnector({ allow: options.allowNetworks ?? [], resolve: options.resolve, timeout: 300_000, insecureTls: options.insecureTls ?? false });
-  const agent = new Agent({
-    // Per origin, bounded so one endpoint cannot take every socket. Sockets are kept alive
-    // between attempts: at thousands of deliveries a second, a handshake per attempt would cost
-    // more than the attempt.
-    connections: options.connections ?? 64,
+  // Per origin, bounded so one endpoint cannot take every socket; the bound holds over all
+  // the agents together.
+  const pools = createPools(options.connections ?? 64, (connections) => new Agent({
+    connections,
+    // Sockets are kept alive between attempts: at thousands of deliveries a second, a
+    // handshake per attempt would cost more than the attempt.
     keepAliveTimeout: 4_000,
     // Our own deadline (an AbortSignal) covers the whole attempt; these only need to be no
     // shorter than any deadline we set.
@@ -85,23 +95,77 @@ export function createSender(options: SenderOptions = {}): Sender {
     connect,
     // Large or lying response headers become an error rather than memory.
     maxHeaderSize: 16 * 1024,
-  });
+  }));
   return {
-    send: (req) => send(agent, req),
+    send: (req) => send(pools, req),
     // Called after the worker drained: whatever is still open belongs to attempts that were
     // handed back to the queue, so sockets are destroyed rather than waited on.
-    close: () => agent.destroy(),
+    close: () => pools.destroy(),
   };
 }
 
-async function send(agent: Agent, req: SendRequest): Promise<SendResult> {
+interface Pools {
+  /** The agent for the next request to `url`'s origin; `release` once its answer is read. */
+  lease(url: string): { agent: Agent; release(): void };
+  destroy(): Promise<void>;
+}
+
+/**
+ * Up to ceil(connections / POOL_SHARD_SIZE) agents, made when first needed. A request goes to
+ * the first agent whose share of its origin (POOL_SHARD_SIZE sockets; what is left of
+ * `connections` for the last) is not all in flight, so a quiet origin keeps reusing the
+ * sockets of the first agent; when every share is in flight, to the least busy, where it
+ * waits for a socket as it would in one pool.
+ */
+function createPools(connections: number, make: (connections: number) => Agent): Pools {
+  const shareOf = (i: number) => Math.min(POOL_SHARD_SIZE, connections - i * POOL_SHARD_SIZE);
+  const count = Math.max(1, Math.ceil(connections / POOL_SHARD_SIZE));
+  const agents: Agent[] = [];
+  const agent = (i: number) => (agents[i] ??= make(shareOf(i)));
+  // In flight per origin, per agent; an origin with nothing in flight has no entry.
+  const busy = new Map<string, number[]>();
+  return {
+    lease(url) {
+      if (count === 1) return { agent: agent(0), release: () => undefined };
+      let origin: string;
+      try {
+        origin = new URL(url).origin;
+      } catch {
+        // undici refuses it with its own error; which agent does so does not matter.
+        return { agent: agent(0), release: () => undefined };
+      }
+      const counts = busy.get(origin) ?? new Array<number>(count).fill(0);
+      busy.set(origin, counts);
+      let pick = -1;
+      for (let i = 0; i < count && pick < 0; i++) if (counts[i]! < shareOf(i)) pick = i;
+      if (pick < 0) pick = counts.indexOf(Math.min(...counts));
+      counts[pick]! += 1;
+      let released = false;
+      return {
+        agent: agent(pick),
+        release() {
+          if (released) return;
+          released = true;
+          counts[pick]! -= 1;
+          if (counts.every((n) => n === 0)) busy.delete(origin);
+        },
+      };
+    },
+    async destroy() {
+      await Promise.all(agents.filter(Boolean).map((a) => a.destroy()));
+    },
+  };
+}
+
+async function send(pools: Pools, req: SendRequest): Promise<SendResult> {
   const started = performance.now();
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DeadlineError(req.timeoutMs)), req.timeoutMs);
   const elapsed = () => Math.round(performance.now() - started);
+  const lease = pools.lease(req.url);
   try {
     const res = await request(req.url, {
-      dispatcher: agent,
+      dispatcher: lease.agent,
       method: 'POST',
       headers: req.headers,
       body: req.body,
@@ -133,6 +197,7 @@ async function send(agent: Agent, req: SendRequest): Promise<SendResult> {
     return { ok: false, statusCode: null, responseHeaders: {}, responseBody: Buffer.alloc(0), durationMs: elapsed(), errorClass, error: message };
   } finally {
     clearTimeout(timer);
+    lease.release();
   }
 }
 

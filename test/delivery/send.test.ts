@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
-import { createSender, ERROR_CLASS, type ErrorClass, type SendRequest, type SendResult, type Sender } from '../../src/delivery/send.ts';
+import { createSender, ERROR_CLASS, POOL_SHARD_SIZE, type ErrorClass, type SendRequest, type SendResult, type Sender } from '../../src/delivery/send.ts';
 import { parseAllowList } from '../../src/delivery/address-policy.ts';
 
 /** send() against real servers on 127.0.0.1: every receiver failure is a result, never a throw. */
@@ -13,6 +13,8 @@ function sender(t: ExecutionContext): Sender {
 }
 
 interface Seen {
+  /** The connection the request came on. */
+  socket: object;
   method: string;
   path: string;
   rawHeaders: string[];
@@ -27,7 +29,7 @@ async function httpServer(t: ExecutionContext, handler: (req: IncomingMessage, r
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      seen.push({ method: req.method ?? '', path: req.url ?? '', rawHeaders: req.rawHeaders, body });
+      seen.push({ socket: req.socket, method: req.method ?? '', path: req.url ?? '', rawHeaders: req.rawHeaders, body });
       handler(req, res, body);
     });
   });
@@ -369,6 +371,52 @@ test('many concurrent sends to one slow receiver all complete', async (t) => {
   // In parallel over several connections, not one after the other.
   t.true(most >= 10, `at most ${most} requests were in flight at once`);
   t.deepEqual(srv.seen.map((x) => Number(x.body.toString())).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+});
+
+test('past one pool\'s share, requests to one origin go over more pools, and the per-origin limit holds over all of them', async (t) => {
+  const limit = POOL_SHARD_SIZE + 44;
+  const held: ServerResponse[] = [];
+  const srv = await httpServer(t, (_req, res) => {
+    held.push(res);
+  });
+  const s = createSender({ allowNetworks: parseAllowList('127.0.0.0/8,::1/128'), connections: limit });
+  t.teardown(() => s.close());
+  const sent = Array.from({ length: limit + 40 }, (_, i) => s.send(request(srv.url, { body: String(i), timeoutMs: 30_000 })));
+  // One pool would stop at POOL_SHARD_SIZE; all of them together stop at the limit.
+  const deadline = Date.now() + 20_000;
+  while (held.length < limit && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.is(held.length, limit, `${held.length} requests reached the receiver at once`);
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(held.length, limit, 'no request went past the per-origin limit');
+  t.is(new Set(srv.seen.map((x) => x.socket)).size, limit, 'each held request has a socket of its own');
+  // Answered, the held ones free their sockets for the 40 that waited.
+  const answer = () => {
+    for (const res of held.splice(0)) {
+      res.writeHead(200);
+      res.end('ok');
+    }
+  };
+  answer();
+  const timer = setInterval(answer, 20);
+  const results = await Promise.all(sent);
+  clearInterval(timer);
+  t.true(results.every((r) => r.ok));
+  t.is(srv.seen.length, limit + 40);
+  t.true(new Set(srv.seen.map((x) => x.socket)).size <= limit, 'the waiting requests reused the sockets');
+});
+
+test('with more than one pool, a quiet origin keeps reusing the sockets of the first', async (t) => {
+  const srv = await httpServer(t, (_req, res) => {
+    res.writeHead(200);
+    res.end('ok');
+  });
+  const s = createSender({ allowNetworks: parseAllowList('127.0.0.0/8,::1/128'), connections: POOL_SHARD_SIZE * 3 });
+  t.teardown(() => s.close());
+  for (let i = 0; i < 20; i++) t.true((await s.send(request(srv.url, { body: String(i) }))).ok);
+  // One after the other: a socket, or two when the next request is sent before the pool has
+  // seen the last answer end (as with one pool); not one per pool in turn.
+  const sockets = new Set(srv.seen.map((x) => x.socket)).size;
+  t.true(sockets <= 2, `${sockets} sockets for 20 requests sent one after the other`);
 });
 
 test('send never rejects for a receiver fault: a URL with no listener on an odd port resolves', async (t) => {
