@@ -12,7 +12,7 @@
  * Target: >= 5,000 deliveries/s; RSS < 500 MB.
  */
 
-import { BENCH_DIR, freshDatabase, machine, numArg, parseArgs, preload, ratio, report, round, runChild, scalar, serviceSettingsFromEnv, startReceiver, startService, until } from './lib.ts';
+import { BENCH_DIR, freshDatabase, machine, numArg, parseArgs, postgresCpu, preload, processCpuMs, ratio, report, round, runChild, scalar, serviceSettingsFromEnv, startReceiver, startService, until } from './lib.ts';
 
 const args = parseArgs();
 const count = numArg(args, 'count', 10_000);
@@ -26,12 +26,22 @@ try {
   let hookrelay;
   try {
     const ingest = await preload(db.url, receiver.url, count, endpoints);
+    const postgres = await postgresCpu(db.url);
     const started = performance.now();
     const service = await startService(db.url, passThrough);
     try {
+      // CPU from the service's start to the last webhook recorded: its own (start-up included),
+      // PostgreSQL's (this benchmark's few polling queries included) and the receiver's.
+      const cpuAtStart = { postgres: postgres?.cpuMs(), receiver: processCpuMs(receiver.child.pid) };
       const allReceived = await until(async () => (await receiver.stats()).distinctIds >= count, timeoutMs, 50);
       const receivedSeconds = (performance.now() - started) / 1000;
       const allRecorded = await until(async () => Number(await scalar(db.url, `SELECT count(*) FROM hookrelay.webhooks WHERE status = 'delivered'`)) >= count, allReceived ? 30_000 : 1, 100);
+      const spent = (now: number | undefined, then: number | undefined) => (now === undefined || then === undefined ? null : round((now - then) / count, 3));
+      const cpuMsPerDelivery = {
+        service: spent(processCpuMs(service.child.pid), 0),
+        postgres: spent(postgres?.cpuMs(), cpuAtStart.postgres),
+        receiver: spent(processCpuMs(receiver.child.pid), cpuAtStart.receiver),
+      };
       const stats = await receiver.stats();
       const ledger = await scalar<{ n: string; seconds: number }>(db.url, `SELECT json_build_object('n', count(*) FILTER (WHERE w.status = 'delivered'), 'seconds', extract(epoch FROM max(w.delivered_at) - (SELECT min(started_at) FROM hookrelay.attempts))) FROM hookrelay.webhooks w`);
       const receiverSeconds = stats.firstAt !== null && stats.lastAt !== null ? (stats.lastAt - stats.firstAt) / 1000 : Number.NaN;
@@ -45,6 +55,7 @@ try {
         ledgerPerSecond: round(Number(ledger.n) / Number(ledger.seconds), 0),
         secondsFromServiceStart: round(receivedSeconds, 2),
         peakRssMb: service.sampler.peakRssMb(),
+        cpuMsPerDelivery,
         worker: passThrough,
       };
     } finally {

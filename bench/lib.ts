@@ -9,7 +9,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +117,55 @@ function procStat(pid: number): { rssMb: number; cpuMs: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** CPU time (user + system) a process has used so far, ms; undefined when it is gone. */
+export function processCpuMs(pid: number): number | undefined {
+  return procStat(pid)?.cpuMs;
+}
+
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time of a PostgreSQL server on this machine, ms: the postmaster's own, that of the
+ * backends it has reaped (cutime + cstime) and that of its live children. Found through the
+ * parent of a backend of `url`; undefined when the server is not a local process we can read.
+ */
+export async function postgresCpu(url: string): Promise<{ cpuMs(): number | undefined } | undefined> {
+  // The backend's parent is read while its connection is open: a closed one's backend is gone.
+  const client = new pg.Client({ connectionString: url });
+  let postmaster = Number.NaN;
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    postmaster = Number(statFields(rows[0]!.pid)?.[1] ?? Number.NaN);
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  if (!Number.isInteger(postmaster) || postmaster <= 1) return undefined;
+  const ticks = (fields: string[], withChildren: boolean) => Number(fields[11]) + Number(fields[12]) + (withChildren ? Number(fields[13]) + Number(fields[14]) : 0);
+  return {
+    cpuMs() {
+      const own = statFields(postmaster);
+      if (!own) return undefined;
+      let total = ticks(own, true);
+      for (const entry of readdirSync('/proc')) {
+        if (!/^\d+$/.test(entry)) continue;
+        const fields = statFields(Number(entry));
+        if (fields && Number(fields[1]) === postmaster) total += ticks(fields, false);
+      }
+      return (total * 1000) / CLOCK_TICKS;
+    },
+  };
 }
 
 export interface Sampler {

@@ -18,7 +18,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { Agent, request } from 'undici';
-import { numArg, parseArgs, round, summarize, wallMs } from './lib.ts';
+import { numArg, parseArgs, postgresCpu, round, summarize, wallMs } from './lib.ts';
 
 const [command] = process.argv.slice(2);
 const args = parseArgs(process.argv.slice(3));
@@ -117,17 +117,25 @@ async function queueLatency(): Promise<void> {
 
 async function drain(): Promise<void> {
   const count = numArg(args, 'count', 20_000);
+  // --groups N: jobs spread over N groups and fetched with a per-group limit, as deliveries are.
+  const groups = numArg(args, 'groups', 0);
+  const groupConcurrency = numArg(args, 'group-concurrency', 64);
   const boss = await startBoss(String(args.db));
   await boss.createQueue('raw_drain');
   for (let i = 0; i < count; i += 1000) {
     const n = Math.min(1000, count - i);
-    await boss.insert('raw_drain', Array.from({ length: n }, (_, k) => ({ data: { webhookId: `msg_${i + k}`, attempt: 1 } })));
+    await boss.insert('raw_drain', Array.from({ length: n }, (_, k) => ({
+      data: { webhookId: `msg_${i + k}`, attempt: 1 },
+      ...(groups > 0 ? { group: { id: `g${(i + k) % groups}` } } : {}),
+    })));
   }
   let handled = 0;
+  const postgres = await postgresCpu(String(args.db));
+  const cpuAtStart = { own: process.cpuUsage(), postgres: postgres?.cpuMs() };
   const t0 = performance.now();
   let done!: () => void;
   const all = new Promise<void>((resolve) => (done = resolve));
-  await boss.work('raw_drain', { batchSize: 200, localConcurrency: 4, burstWhenBatchFull: true }, async (jobs) => {
+  await boss.work('raw_drain', { batchSize: 200, localConcurrency: 4, burstWhenBatchFull: true, ...(groups > 0 ? { groupConcurrency } : {}) }, async (jobs) => {
     handled += jobs.length;
     if (handled >= count) setImmediate(done);
   });
@@ -141,9 +149,17 @@ async function drain(): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
   const elapsed = performance.now() - t0;
+  const own = process.cpuUsage(cpuAtStart.own);
+  const postgresMs = postgres?.cpuMs();
   await client.end();
   await boss.stop({ graceful: false, close: true, timeout: 2_000 });
-  out({ kind: 'pg-boss no-op fetch/complete (batch 200, 4 loops, burst)', count, seconds: round(elapsed / 1000, 2), perSecond: round((count * 1000) / elapsed, 0) });
+  out({
+    kind: `pg-boss no-op fetch/complete (batch 200, 4 loops, burst${groups > 0 ? `, ${groups} groups of at most ${groupConcurrency} active` : ''})`, count, seconds: round(elapsed / 1000, 2), perSecond: round((count * 1000) / elapsed, 0),
+    cpuMsPerJob: {
+      worker: round((own.user + own.system) / 1000 / count, 3),
+      postgres: postgresMs === undefined || cpuAtStart.postgres === undefined ? null : round((postgresMs - cpuAtStart.postgres) / count, 3),
+    },
+  });
 }
 
 async function deliver(): Promise<void> {
