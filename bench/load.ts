@@ -59,6 +59,8 @@ async function one(): Promise<void> {
 }
 
 const t0 = performance.now();
+// This process's CPU from its first request to its last answer (warm-up included).
+const cpuAtStart = process.cpuUsage();
 measuredFrom = t0 + warmupMs;
 if (mode === 'concurrency') {
   const end = t0 + warmupMs + durationMs;
@@ -98,6 +100,7 @@ if (mode === 'concurrency') {
   throw new Error(`unknown --mode ${mode}`);
 }
 const elapsedMs = performance.now() - (mode === 'count' ? t0 : measuredFrom);
+const cpu = process.cpuUsage(cpuAtStart);
 await pool.close();
 
 process.stdout.write(`${JSON.stringify({
@@ -111,6 +114,7 @@ process.stdout.write(`${JSON.stringify({
     measuredMs: round(elapsedMs, 0),
     perSecond: round((latencies.length * 1000) / Math.max(1, elapsedMs), 0),
     latencyMs: summarize(latencies),
+    cpuMs: round((cpu.user + cpu.system) / 1000, 0),
     ...(record ? { recorded } : {}),
   },
 })}\n`);

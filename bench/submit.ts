@@ -2,7 +2,7 @@
  * bench:submit — submission latency and throughput of POST /api/v1/webhooks/deliver, against
  * single-row INSERT transactions on the same PostgreSQL in the same run.
  *
- *   npm run bench:submit -- [--levels 16,64,256] [--duration 5000] [--warmup 1000] [--svg docs/performance.svg | --no-svg]
+ *   npm run bench:submit -- [--levels 16,64,128,192,256] [--duration 5000] [--warmup 1000] [--svg docs/performance.svg | --no-svg]
  *
  * The service runs with the api role only (`node src/main.ts`, HOOKRELAY_ROLES=api), so the
  * figure is ingest alone; the load generator (bench/load.ts) and the baseline (bench/raw.ts
@@ -16,10 +16,10 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { lineChart } from './chart.ts';
-import { BENCH_DIR, BENCH_TOKEN, freshDatabase, listArg, machine, numArg, parseArgs, ratio, report, ROOT, runChild, startService, submitInProcess } from './lib.ts';
+import { BENCH_DIR, BENCH_TOKEN, freshDatabase, listArg, machine, numArg, parseArgs, postgresCpu, processCpuMs, ratio, report, round, ROOT, runChild, startService, submitInProcess } from './lib.ts';
 
 const args = parseArgs();
-const levels = listArg(args, 'levels', [16, 64, 256]);
+const levels = listArg(args, 'levels', [16, 64, 128, 192, 256]);
 const durationMs = numArg(args, 'duration', 5_000);
 const warmupMs = numArg(args, 'warmup', 1_000);
 const svgPath = args['no-svg'] === true ? undefined : resolve(ROOT, typeof args.svg === 'string' ? args.svg : 'docs/performance.svg');
@@ -29,17 +29,26 @@ try {
   const service = await startService(db.url, { HOOKRELAY_ROLES: 'api' });
   const rows = [];
   try {
+    const postgres = await postgresCpu(db.url);
     for (const connections of levels) {
       service.sampler.mark();
+      const before = { service: processCpuMs(service.child.pid), postgres: postgres?.cpuMs() };
       const load = await runChild(`${BENCH_DIR}load.ts`, [
         '--service', service.url, '--token', BENCH_TOKEN, '--receiver', 'http://127.0.0.1:9',
         '--mode', 'concurrency', '--connections', String(connections), '--duration', String(durationMs), '--warmup', String(warmupMs),
       ]);
       const cpuPercent = service.sampler.cpuPercent();
+      // CPU per accepted submission (warm-up included) of each process on the machine.
+      const per = (now: number | undefined, then: number | undefined) => (now === undefined || then === undefined ? null : round((now - then) / Math.max(1, load.accepted), 3));
+      const cpuMsPerSubmission = {
+        service: per(processCpuMs(service.child.pid), before.service),
+        postgres: per(postgres?.cpuMs(), before.postgres),
+        loadGenerator: per(load.cpuMs, 0),
+      };
       const raw = await runChild(`${BENCH_DIR}raw.ts`, ['insert', '--db', db.url, '--connections', String(connections), '--duration', String(durationMs), '--warmup', String(warmupMs)]);
       rows.push({
         connections,
-        hookrelay: { perSecond: load.perSecond, latencyMs: load.latencyMs, accepted: load.accepted, statuses: load.statuses, errors: load.errors, firstError: load.firstError, serviceCpuPercent: cpuPercent },
+        hookrelay: { perSecond: load.perSecond, latencyMs: load.latencyMs, accepted: load.accepted, statuses: load.statuses, errors: load.errors, firstError: load.firstError, serviceCpuPercent: cpuPercent, cpuMsPerSubmission },
         raw: { perSecond: raw.perSecond, latencyMs: raw.latencyMs, poolMax: raw.poolMax },
         ratio: { throughput: ratio(load.perSecond, raw.perSecond), p95: ratio(load.latencyMs.p95, raw.latencyMs.p95) },
       });
@@ -80,6 +89,7 @@ try {
     withoutHttp: { ...inProcess, ratio: ratio(inProcess.groupCommit.perSecond, inProcess.oneTransactionEach.perSecond) },
     best: best ? { connections: best.connections, perSecond: best.hookrelay.perSecond, p95Ms: best.hookrelay.latencyMs.p95, rawPerSecond: best.raw.perSecond, ratio: best.ratio.throughput } : null,
     targetMet: meeting.length > 0,
+    targetMetAt: meeting.map((r) => r.connections),
     svg: svgPath ?? null,
   });
 } finally {
