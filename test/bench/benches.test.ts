@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { lineChart } from '../../bench/chart.ts';
 import { percentile, summarize } from '../../bench/lib.ts';
-import { serverUrl } from '../helpers/db.ts';
+import { freshDatabase, query, serverUrl } from '../helpers/db.ts';
 import { ROOT, run } from '../helpers/process.ts';
 
 /**
@@ -64,7 +64,12 @@ test.serial('bench:submit at two small load levels, with its baseline and its ch
     t.true(level.raw.perSecond > 0);
     t.true(isLatency(level.raw.latencyMs));
     t.true(level.ratio.throughput > 0);
+    // CPU per submission of each process; PostgreSQL's is read from /proc, as it runs here.
+    const cpu = level.hookrelay.cpuMsPerSubmission;
+    t.true(cpu.service > 0 && cpu.loadGenerator > 0, JSON.stringify(cpu));
+    t.true(typeof cpu.postgres === 'number' && cpu.postgres >= 0, JSON.stringify(cpu));
   }
+  t.true(Array.isArray(out.targetMetAt) && out.targetMetAt.every((c: number) => [2, 4].includes(c)));
   t.true(out.withoutHttp.groupCommit.perSecond > 0 && out.withoutHttp.oneTransactionEach.perSecond > 0);
   t.true(out.withoutHttp.groupCommit.largestBatch >= 1);
   t.true(isLatency(out.withoutHttp.groupCommit.latencyMs));
@@ -103,6 +108,22 @@ test.serial('bench:e2e on a small backlog: all delivered once, with the pg-boss 
   t.like(out.raw, { count: 150 });
   t.true(out.raw.perSecond > 0);
   t.true(out.ratio.throughput > 0);
+  // Where the CPU went, per delivery and per no-op job.
+  const cpu = out.hookrelay.cpuMsPerDelivery;
+  t.true(cpu.service > 0 && cpu.receiver > 0, JSON.stringify(cpu));
+  t.true(typeof cpu.postgres === 'number' && cpu.postgres > 0, JSON.stringify(cpu));
+  t.true(out.raw.cpuMsPerJob.worker > 0 && out.raw.cpuMsPerJob.postgres > 0, JSON.stringify(out.raw.cpuMsPerJob));
+});
+
+test.serial('the no-op drain with per-group limits completes every job of every group', async (t) => {
+  const url = await freshDatabase(t, { migrate: false });
+  const result = await run(t, process.execPath, [join(ROOT, 'bench', 'raw.ts'), 'drain', '--db', url, '--count', '300', '--groups', '3', '--group-concurrency', '100'], { timeoutMs: 60_000 });
+  t.is(result.code, 0, result.stderr.slice(-2000));
+  const out = JSON.parse(result.stdout).result;
+  t.like(out, { kind: 'pg-boss no-op fetch/complete (batch 200, 4 loops, burst, 3 groups of at most 100 active)', count: 300 });
+  t.true(out.perSecond > 0 && out.cpuMsPerJob.worker > 0 && out.cpuMsPerJob.postgres > 0, JSON.stringify(out));
+  const groups = await query(url, `SELECT group_id, count(*)::int AS n FROM bench_raw_queue.job WHERE name = 'raw_drain' AND state = 'completed' GROUP BY group_id ORDER BY group_id`);
+  t.deepEqual(groups, [{ group_id: 'g0', n: 100 }, { group_id: 'g1', n: 100 }, { group_id: 'g2', n: 100 }]);
 });
 
 test.serial('bench:concurrency with a few held requests: all in flight at once, all delivered, RSS sampled', async (t) => {
