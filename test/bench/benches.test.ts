@@ -108,11 +108,12 @@ test.serial('bench:e2e on a small backlog: all delivered once, with the pg-boss 
   t.like(out.raw, { count: 150 });
   t.true(out.raw.perSecond > 0);
   t.true(out.ratio.throughput > 0);
-  // Where the CPU went, per delivery and per no-op job.
+  // Where the CPU went, per delivery and per no-op job. Other processes' CPU is counted in
+  // 10 ms clock ticks, which a run this small may not fill: read (a number), not necessarily > 0.
   const cpu = out.hookrelay.cpuMsPerDelivery;
-  t.true(cpu.service > 0 && cpu.receiver > 0, JSON.stringify(cpu));
-  t.true(typeof cpu.postgres === 'number' && cpu.postgres > 0, JSON.stringify(cpu));
-  t.true(out.raw.cpuMsPerJob.worker > 0 && out.raw.cpuMsPerJob.postgres > 0, JSON.stringify(out.raw.cpuMsPerJob));
+  t.true(cpu.service > 0, JSON.stringify(cpu));
+  t.true([cpu.postgres, cpu.receiver].every((v) => typeof v === 'number' && v >= 0), JSON.stringify(cpu));
+  t.true(out.raw.cpuMsPerJob.worker > 0 && typeof out.raw.cpuMsPerJob.postgres === 'number' && out.raw.cpuMsPerJob.postgres >= 0, JSON.stringify(out.raw.cpuMsPerJob));
 });
 
 test.serial('the no-op drain with per-group limits completes every job of every group', async (t) => {
@@ -121,7 +122,7 @@ test.serial('the no-op drain with per-group limits completes every job of every 
   t.is(result.code, 0, result.stderr.slice(-2000));
   const out = JSON.parse(result.stdout).result;
   t.like(out, { kind: 'pg-boss no-op fetch/complete (batch 200, 4 loops, burst, 3 groups of at most 100 active)', count: 300 });
-  t.true(out.perSecond > 0 && out.cpuMsPerJob.worker > 0 && out.cpuMsPerJob.postgres > 0, JSON.stringify(out));
+  t.true(out.perSecond > 0 && out.cpuMsPerJob.worker > 0 && typeof out.cpuMsPerJob.postgres === 'number' && out.cpuMsPerJob.postgres >= 0, JSON.stringify(out));
   const groups = await query(url, `SELECT group_id, count(*)::int AS n FROM bench_raw_queue.job WHERE name = 'raw_drain' AND state = 'completed' GROUP BY group_id ORDER BY group_id`);
   t.deepEqual(groups, [{ group_id: 'g0', n: 100 }, { group_id: 'g1', n: 100 }, { group_id: 'g2', n: 100 }]);
 });
