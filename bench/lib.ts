@@ -17,6 +17,8 @@ import pg from 'pg';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+/** Preloaded by `npm start` (Node's compile cache); the service is started the same way here. */
+export const COMPILE_CACHE = new URL('../src/compile-cache.ts', import.meta.url).href;
 export const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
 
 /** Fixed, benchmark-only secrets: every run works in a database of its own that it drops. */
@@ -274,8 +276,8 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function startChild(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Child {
-  const proc = spawn(process.execPath, [script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startChild(script: string, args: string[], env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []): Child {
+  const proc = spawn(process.execPath, [...nodeArgs, script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   const lines: any[] = [];
   const waiters: Array<() => void> = [];
@@ -360,8 +362,8 @@ export function serviceSettingsFromEnv(): Record<string, string> {
 }
 
 /**
- * hookrelay as `npm start` runs it, in a process of its own, on `dbUrl`, allowed to deliver to
- * loopback receivers. LOG_LEVEL is warn: at thousands of requests a second a JSON line per
+ * hookrelay as `npm start` runs it (compile cache preloaded), in a process of its own, on
+ * `dbUrl`, allowed to deliver to loopback receivers. LOG_LEVEL is warn: at thousands of requests a second a JSON line per
  * request would measure the log pipe, and operators at these rates log at warn too.
  */
 export async function startService(dbUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
@@ -383,7 +385,7 @@ export async function startService(dbUrl: string, env: Record<string, string> = 
     // BENCH_SERVICE_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the service.
     NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS ?? '',
     ...env,
-  });
+  }, ['--import', COMPILE_CACHE]);
   const sampler = sampleProcess(child.pid);
   const url = `http://127.0.0.1:${port}`;
   const roles = env.HOOKRELAY_ROLES ?? 'api,worker';
