@@ -107,15 +107,25 @@ export function machine(postgresVersion: string) {
 
 const CLOCK_TICKS = 100;
 
+/** The fields of /proc/<pid>/stat after the command name (which may hold spaces); undefined when the process is gone. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU of a process (fields utime, stime), ms. */
+const cpuMsOf = (fields: string[]) => ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+
 function procStat(pid: number): { rssMb: number; cpuMs: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 'NaN');
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start at ") ".
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return { rssMb: rssKb / 1024, cpuMs: (ticks * 1000) / CLOCK_TICKS };
+    const fields = statFields(pid);
+    return fields ? { rssMb: rssKb / 1024, cpuMs: cpuMsOf(fields) } : undefined;
   } catch {
     return undefined;
   }
@@ -124,15 +134,6 @@ function procStat(pid: number): { rssMb: number; cpuMs: number } | undefined {
 /** CPU time (user + system) a process has used so far, ms; undefined when it is gone. */
 export function processCpuMs(pid: number): number | undefined {
   return procStat(pid)?.cpuMs;
-}
-
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -154,18 +155,18 @@ export async function postgresCpu(url: string): Promise<{ cpuMs(): number | unde
     await client.end().catch(() => undefined);
   }
   if (!Number.isInteger(postmaster) || postmaster <= 1) return undefined;
-  const ticks = (fields: string[], withChildren: boolean) => Number(fields[11]) + Number(fields[12]) + (withChildren ? Number(fields[13]) + Number(fields[14]) : 0);
   return {
     cpuMs() {
       const own = statFields(postmaster);
       if (!own) return undefined;
-      let total = ticks(own, true);
+      // Its own, and its reaped children's (cutime, cstime).
+      let total = cpuMsOf(own) + ((Number(own[13]) + Number(own[14])) * 1000) / CLOCK_TICKS;
       for (const entry of readdirSync('/proc')) {
         if (!/^\d+$/.test(entry)) continue;
         const fields = statFields(Number(entry));
-        if (fields && Number(fields[1]) === postmaster) total += ticks(fields, false);
+        if (fields && Number(fields[1]) === postmaster) total += cpuMsOf(fields);
       }
-      return (total * 1000) / CLOCK_TICKS;
+      return total;
     },
   };
 }
@@ -363,8 +364,9 @@ export function serviceSettingsFromEnv(): Record<string, string> {
 
 /**
  * hookrelay as `npm start` runs it (compile cache preloaded), in a process of its own, on
- * `dbUrl`, allowed to deliver to loopback receivers. LOG_LEVEL is warn: at thousands of requests a second a JSON line per
- * request would measure the log pipe, and operators at these rates log at warn too.
+ * `dbUrl`, allowed to deliver to loopback receivers. LOG_LEVEL is warn: at thousands of
+ * requests a second a JSON line per request would measure the log pipe, and operators at
+ * these rates log at warn too.
  */
 export async function startService(dbUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
   const port = await freePort();

@@ -105,7 +105,7 @@ export function createSender(options: SenderOptions = {}): Sender {
 }
 
 interface Pools {
-  /** The agent for the next request to `url`'s origin; `release` once its answer is read. */
+  /** The agent for the next request to `url`'s origin; `release` exactly once, when its answer is read. */
   lease(url: string): { agent: Agent; release(): void };
   destroy(): Promise<void>;
 }
@@ -140,12 +140,9 @@ function createPools(connections: number, make: (connections: number) => Agent):
       for (let i = 0; i < count && pick < 0; i++) if (counts[i]! < shareOf(i)) pick = i;
       if (pick < 0) pick = counts.indexOf(Math.min(...counts));
       counts[pick]! += 1;
-      let released = false;
       return {
         agent: agent(pick),
         release() {
-          if (released) return;
-          released = true;
           counts[pick]! -= 1;
           if (counts.every((n) => n === 0)) busy.delete(origin);
         },
