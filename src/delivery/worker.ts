@@ -8,7 +8,7 @@ import { admit, DEFAULT_HEALTH_SETTINGS, initialHealth, type HealthSettings } fr
 import { nextRetry } from './retry-policy.ts';
 import { HOP_BY_HOP, type Sender, type SendResult } from './send.ts';
 import { signatureHeaders, type SigningKey } from './sign.ts';
-import { activeKeys } from '../endpoints/keys.ts';
+import { activeKeys, openSealed } from '../endpoints/keys.ts';
 import type { Keyring } from '../endpoints/keyring.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { startAttempt, type ObservedAttempt } from '../observability/tracing.ts';
@@ -190,9 +190,10 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
         continue;
       }
       let jobs: Job<DeliveryJob>[];
+      let loaded: Map<string, Loaded>;
       reserved += room;
       try {
-        jobs = await boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: room, groupConcurrency: endpointConcurrency });
+        ({ jobs, loaded } = await fetchDeliveries(boss, deps.keyring, room, endpointConcurrency));
       } catch (err) {
         await sleep(fetchBackoff.failed(err), generation);
         continue;
@@ -215,7 +216,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
         if (job.groupId) endpointInFlight.set(job.groupId, (endpointInFlight.get(job.groupId) ?? 0) + 1);
       }
       try {
-        const started = await startBatch(batchDeps, jobs);
+        const started = await startBatch(batchDeps, jobs, loaded);
         jobs.forEach((job, i) => settle(job, started[i]!));
       } catch (err) {
         // The batch could not even be loaded (the database went away): the queue retries it.
@@ -287,21 +288,96 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   };
 }
 
+/**
+ * What an attempt needs to know of its webhook (w), its endpoint (e) and the endpoint's circuit
+ * (h): read by loadBatch through the query builder and by the fetch statement (`withLoad`).
+ */
+const LOADED_COLUMNS = [
+  'w.id', 'w.endpoint_id', 'w.url', 'w.body', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id', 'w.traceparent', 'w.next_attempt_at',
+  'w.attempts_base', 'e.headers as endpoint_headers', 'e.timeout_ms', 'e.signature_algorithm', 'e.enabled', 'e.deleted_at',
+  'h.circuit_state', 'h.next_probe_at', 'h.probe_started_at',
+] as const;
+
 type LoadedWebhook = Awaited<ReturnType<typeof loadBatch>> extends Map<string, infer V> ? V : never;
 
-async function loadBatch(db: Db, ids: string[]) {
+/** A fetched job's webhook and its endpoint's signing keys, read with the job. */
+export interface Loaded {
+  webhook: LoadedWebhook;
+  keys: SigningKey[];
+}
+
+/** The webhooks of `ids` with their endpoints and circuits, by webhook id. */
+export async function loadBatch(db: Db, ids: string[]) {
   const rows = await db
     .selectFrom('webhooks as w')
     .innerJoin('endpoints as e', 'e.id', 'w.endpoint_id')
     .innerJoin('endpoint_health as h', 'h.endpoint_id', 'w.endpoint_id')
-    .select([
-      'w.id', 'w.endpoint_id', 'w.url', 'w.body', 'w.headers', 'w.retry_policy', 'w.status', 'w.attempts', 'w.request_id', 'w.traceparent', 'w.next_attempt_at',
-      'w.attempts_base', 'e.headers as endpoint_headers', 'e.timeout_ms', 'e.signature_algorithm', 'e.enabled', 'e.deleted_at',
-      'h.circuit_state', 'h.next_probe_at', 'h.probe_started_at',
-    ])
+    .select([...LOADED_COLUMNS])
     .where('w.id', 'in', ids)
     .execute();
   return new Map(rows.map((r) => [r.id, r]));
+}
+
+/** Prefix of the columns the fetch statement adds to each job row (taken off before use). */
+const LOADED_PREFIX = '__hr_';
+
+/**
+ * pg-boss's fetch statement, wrapped so that the same round trip also reads what each job's
+ * attempt needs: its webhook, endpoint and circuit (one row, by primary keys) and the
+ * endpoint's active signing keys, newest first. The claim (pg-boss's UPDATE … RETURNING, with
+ * its SKIP LOCKED and per-endpoint limits) is unchanged: it runs as a data-modifying CTE and
+ * the outer SELECT joins its rows. Without this, every fetch was followed by a second round
+ * trip for the batch, on the path from a webhook's commit to its attempt.
+ */
+export function withLoad(fetchSql: string): string {
+  const columns = [
+    ...LOADED_COLUMNS.map((c) => {
+      const [column, as] = c.split(' as ');
+      return `${column} AS "${LOADED_PREFIX}${as ?? column!.slice(2)}"`;
+    }),
+    `(SELECT json_agg(json_build_array(k.id, encode(k.sealed_secret, 'base64')) ORDER BY k.expires_at DESC NULLS FIRST)
+        FROM hookrelay.signing_keys k
+       WHERE k.endpoint_id = w.endpoint_id AND (k.expires_at IS NULL OR k.expires_at > now())) AS "${LOADED_PREFIX}keys"`,
+  ];
+  return `WITH fetched AS (${fetchSql})
+    SELECT f.*, l.* FROM fetched f
+    LEFT JOIN LATERAL (
+      SELECT ${columns.join(',\n        ')}
+        FROM hookrelay.webhooks w
+        JOIN hookrelay.endpoints e ON e.id = w.endpoint_id
+        JOIN hookrelay.endpoint_health h ON h.endpoint_id = w.endpoint_id
+       WHERE w.id = f.data->>'webhookId'
+    ) l ON true`;
+}
+
+/**
+ * Fetches up to `room` delivery jobs (pg-boss `fetch`, at most `groupConcurrency` active per
+ * endpoint) and, in the same statement, what their attempts need (`withLoad`). A job whose
+ * webhook the statement did not find has no entry in `loaded`; startBatch looks for it again.
+ */
+export async function fetchDeliveries(boss: PgBoss, keyring: Keyring, room: number, groupConcurrency: number): Promise<{ jobs: Job<DeliveryJob>[]; loaded: Map<string, Loaded> }> {
+  const own = boss.getDb();
+  const db = { executeSql: (text: string, values?: unknown[]) => own.executeSql(withLoad(text), values) };
+  const jobs = await boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: room, groupConcurrency, db });
+  const loaded = new Map<string, Loaded>();
+  for (const job of jobs) {
+    const row = job as unknown as Record<string, unknown>;
+    const webhook: Record<string, unknown> = {};
+    for (const key of Object.keys(row)) {
+      if (!key.startsWith(LOADED_PREFIX)) continue;
+      webhook[key.slice(LOADED_PREFIX.length)] = row[key];
+      delete row[key];
+    }
+    if (webhook.id === null || webhook.id === undefined) continue;
+    const sealed = (webhook.keys ?? []) as Array<[string, string]>;
+    delete webhook.keys;
+    const endpointId = webhook.endpoint_id as string;
+    loaded.set(job.id, {
+      webhook: webhook as unknown as LoadedWebhook,
+      keys: sealed.map(([id, secret]) => ({ id, secret: openSealed(keyring, id, endpointId, secret) })),
+    });
+  }
+  return { jobs, loaded };
 }
 
 /** Delivers a fetched batch; resolves when every job of it is settled. */
@@ -310,24 +386,33 @@ export async function deliverBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): 
 }
 
 /**
- * Loads a fetched batch (one query for its webhooks, one for their keys) and starts every
- * job of it; each promise settles with its own job, so one slow receiver holds only its own.
- * A job's group is its endpoint, so the keys are read at the same time as the webhooks, not
- * one round trip later; an endpoint the groups did not name (a job queued without one) is
- * read after.
+ * Starts every job of a fetched batch; each promise settles with its own job, so one slow
+ * receiver holds only its own. What `fetchDeliveries` read with the jobs is used as it is;
+ * the rest of the batch is loaded here (one query for its webhooks, one for their keys).
  */
-export async function startBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): Promise<Promise<JobResult>[]> {
-  const grouped = [...new Set(jobs.flatMap((j) => (j.groupId ? [j.groupId] : [])))];
-  const [webhooks, keys] = await Promise.all([
-    loadBatch(deps.db, [...new Set(jobs.map((j) => j.data.webhookId))]),
-    activeKeys(deps.db, deps.keyring, grouped),
-  ]);
-  const asked = new Set(grouped);
-  const missing = [...new Set([...webhooks.values()].map((w) => w.endpoint_id))].filter((id) => !asked.has(id));
-  if (missing.length > 0) for (const [id, list] of await activeKeys(deps.db, deps.keyring, missing)) keys.set(id, list);
+export async function startBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[], loaded: ReadonlyMap<string, Loaded> = new Map()): Promise<Promise<JobResult>[]> {
+  const unloaded = jobs.filter((job) => !loaded.has(job.id));
+  const webhooks = new Map<string, LoadedWebhook>();
+  const keys = new Map<string, SigningKey[]>();
+  if (unloaded.length > 0) {
+    // A job's group is its endpoint, so the keys are read at the same time as the webhooks,
+    // not one round trip later; an endpoint the groups did not name is read after.
+    const grouped = [...new Set(unloaded.flatMap((j) => (j.groupId ? [j.groupId] : [])))];
+    const [found, groupKeys] = await Promise.all([
+      loadBatch(deps.db, [...new Set(unloaded.map((j) => j.data.webhookId))]),
+      activeKeys(deps.db, deps.keyring, grouped),
+    ]);
+    for (const [id, webhook] of found) webhooks.set(id, webhook);
+    for (const [id, list] of groupKeys) keys.set(id, list);
+    const asked = new Set(grouped);
+    const missing = [...new Set([...found.values()].map((w) => w.endpoint_id))].filter((id) => !asked.has(id));
+    if (missing.length > 0) for (const [id, list] of await activeKeys(deps.db, deps.keyring, missing)) keys.set(id, list);
+  }
   const recorder = deps.recorder ?? createRecorder(deps.db, deps.boss);
   const slots = deps.slots ?? new EndpointSlots(deps.config.endpointConcurrency ?? DEFAULT_ENDPOINT_CONCURRENCY);
   return jobs.map((job) => {
+    const pre = loaded.get(job.id);
+    if (pre) return deliverOne({ ...deps, recorder, slots }, job, pre.webhook, pre.keys);
     const webhook = webhooks.get(job.data.webhookId);
     return deliverOne({ ...deps, recorder, slots }, job, webhook, webhook ? keys.get(webhook.endpoint_id) ?? [] : []);
   });

@@ -160,10 +160,18 @@ const opened = new Map<string, string>();
 const OPENED_MAX = 10_000;
 
 function openCached(keyring: Keyring, keyId: string, endpointId: string, sealed: Buffer): string {
-  const cacheKey = `${keyring.fingerprint}:${keyId}:${sealed.toString('base64')}`;
+  return openSealed(keyring, keyId, endpointId, sealed.toString('base64'));
+}
+
+/**
+ * A key's secret from its sealed form as base64 (how the worker's fetch statement reads it);
+ * opened once per master key and sealed value, then served from memory.
+ */
+export function openSealed(keyring: Keyring, keyId: string, endpointId: string, sealedBase64: string): string {
+  const cacheKey = `${keyring.fingerprint}:${keyId}:${sealedBase64}`;
   const hit = opened.get(cacheKey);
   if (hit !== undefined) return hit;
-  const secret = keyring.open(sealed, endpointId, keyId);
+  const secret = keyring.open(Buffer.from(sealedBase64, 'base64'), endpointId, keyId);
   if (opened.size >= OPENED_MAX) opened.clear();
   opened.set(cacheKey, secret);
   return secret;

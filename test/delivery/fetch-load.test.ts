@@ -1,0 +1,66 @@
+import test from 'ava';
+import { randomUUID } from 'node:crypto';
+import { createKeyring } from '../../src/endpoints/keyring.ts';
+import { activeKeys } from '../../src/endpoints/keys.ts';
+import { DELIVERY_QUEUE } from '../../src/delivery/queue.ts';
+import { fetchDeliveries, loadBatch } from '../../src/delivery/worker.ts';
+import { startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
+
+/**
+ * The worker's fetch statement (src/delivery/worker.ts fetchDeliveries) claims jobs with
+ * pg-boss's own SQL and, in the same round trip, reads each job's webhook, endpoint, circuit
+ * and signing keys. What it reads must be exactly what the two separate queries it replaced
+ * read; a job whose webhook it cannot find is still handed out, without an entry.
+ */
+
+test('one statement claims the jobs and reads what their attempts need, as the separate queries would', async (t) => {
+  t.timeout(60_000);
+  // API only: no worker takes the jobs before the test fetches them.
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const { boss, db } = svc.service;
+  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+
+  const created = await svc.api('/api/v1/endpoints', { method: 'POST', json: { url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 't1' } } });
+  t.is(created.status, 201);
+  const endpointId = ((await created.json()) as { id: string }).id;
+  // Two active keys (a rotation with grace), and one long expired that must not be read.
+  t.is((await svc.api(`/api/v1/endpoints/${endpointId}/secret/rotate`, { method: 'POST', json: { graceSeconds: 3600 } })).status, 200);
+  await db.db.insertInto('signing_keys').values({
+    id: 'key_expired_for_test', endpoint_id: endpointId, kind: 'hmac', sealed_secret: Buffer.from('not opened'), expires_at: new Date(Date.now() - 60_000),
+  }).execute();
+
+  const ids: string[] = [];
+  for (const payload of [{ n: 1 }, { n: 2 }]) {
+    const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { endpointId, payload } });
+    t.is(res.status, 202);
+    ids.push(((await res.json()) as { id: string }).id);
+  }
+  const adHoc = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: 'http://127.0.0.1:9/other', payload: { n: 3 }, headers: { 'x-one': '1' } } });
+  t.is(adHoc.status, 202);
+  ids.push(((await adHoc.json()) as { id: string }).id);
+  // A job whose webhook does not exist (cannot happen through the API; the worker says so and completes it).
+  const orphan = await boss.send(DELIVERY_QUEUE, { webhookId: 'wh_does_not_exist', attempt: 1 }, { id: randomUUID() });
+
+  const { jobs, loaded } = await fetchDeliveries(boss, keyring, 10, 64);
+  t.is(jobs.length, 4);
+  t.deepEqual(new Set(jobs.map((j) => j.data.webhookId)), new Set([...ids, 'wh_does_not_exist']));
+  for (const job of jobs) t.deepEqual(Object.keys(job).filter((k) => k.startsWith('__')), [], 'no column of the read is left on the job');
+  t.false(loaded.has(orphan!), 'no entry for a job without its webhook');
+  t.is(loaded.size, 3);
+
+  // The same facts as the builder's queries, field for field and type for type.
+  const separate = await loadBatch(db.db, ids);
+  for (const job of jobs.filter((j) => j.id !== orphan)) {
+    const entry = loaded.get(job.id)!;
+    const webhook = separate.get(job.data.webhookId)!;
+    t.deepEqual(entry.webhook, webhook);
+    t.true(entry.webhook.next_attempt_at instanceof Date);
+    const keys = (await activeKeys(db.db, keyring, [webhook.endpoint_id])).get(webhook.endpoint_id);
+    t.deepEqual(entry.keys, keys);
+  }
+  const keysOfEndpoint = loaded.get(jobs.find((j) => j.data.webhookId === ids[0])!.id)!.keys;
+  t.is(keysOfEndpoint.length, 2, 'both keys of the rotation, not the expired one');
+
+  // The jobs are claimed: a second fetch finds nothing.
+  t.is((await fetchDeliveries(boss, keyring, 10, 64)).jobs.length, 0);
+});
