@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { activeKeys } from '../../src/endpoints/keys.ts';
 import { DELIVERY_QUEUE } from '../../src/delivery/queue.ts';
-import { fetchDeliveries, loadBatch } from '../../src/delivery/worker.ts';
+import { fetchDeliveries, loadBatch, StatementNames } from '../../src/delivery/worker.ts';
 import { startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
 
 /**
@@ -63,4 +63,34 @@ test('one statement claims the jobs and reads what their attempts need, as the s
 
   // The jobs are claimed: a second fetch finds nothing.
   t.is((await fetchDeliveries(boss, keyring, 10, 64)).jobs.length, 0);
+});
+
+test('with statement names the fetch is a named (prepared) statement, a few texts at most', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const { boss } = svc.service;
+  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+  const own = boss.getDb();
+  const sent: unknown[] = [];
+  const executeSql = own.executeSql.bind(own);
+  own.executeSql = ((text: unknown, values?: unknown[]) => {
+    sent.push(text);
+    return executeSql(text as string, values);
+  }) as typeof own.executeSql;
+  const statements = new StatementNames(2);
+  const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: 'http://127.0.0.1:9/hook', payload: { n: 1 } } });
+  t.is(res.status, 202);
+  t.is((await fetchDeliveries(boss, keyring, 10, 64, statements)).loaded.size, 1);
+  t.is((await fetchDeliveries(boss, keyring, 10, 64, statements)).jobs.length, 0);
+  await fetchDeliveries(boss, keyring, 5, 64, statements);
+  await fetchDeliveries(boss, keyring, 3, 64, statements);
+  const fetches = sent.filter((q) => JSON.stringify(q).includes('__hr_'));
+  t.is(fetches.length, 4);
+  const names = fetches.map((q) => (typeof q === 'object' && q !== null ? (q as { name: string }).name : undefined));
+  // Same LIMIT, same text, same name; a third text is past the limit of two and runs unnamed.
+  t.truthy(names[0]);
+  t.is(names[1], names[0]);
+  t.truthy(names[2]);
+  t.not(names[2], names[0]);
+  t.is(names[3], undefined);
 });

@@ -1,6 +1,10 @@
 import test from 'ava';
 import { startReceiver } from '../helpers/receiver.ts';
-import { eventually, startTestService } from '../helpers/service.ts';
+import { eventually, startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
+import { startWorker } from '../../src/delivery/worker.ts';
+import { createSender } from '../../src/delivery/send.ts';
+import { createKeyring } from '../../src/endpoints/keyring.ts';
+import { createLogger } from '../../src/log.ts';
 
 /**
  * How the worker's fetch loops wake (src/delivery/worker.ts): a wake-up brings in one loop, not
@@ -39,4 +43,33 @@ test('a trickle of webhooks costs a few fetches each, not one per loop per wake-
   // (beside the in-process wake-up) costs one more: about three per webhook (66 for 20 when
   // written; 240 with every loop woken by every wake-up).
   t.true(fetches <= 4 * WEBHOOKS, `${fetches} fetches`);
+});
+
+test('wake-ups in one turn of the event loop (a group commit answering its webhooks) bring in one loop, not one each', async (t) => {
+  t.timeout(60_000);
+  // API only, and a worker of the test's own, so that its wake() can be called directly.
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const { boss, db } = svc.service;
+  let fetches = 0;
+  const fetch = boss.fetch.bind(boss);
+  boss.fetch = ((...args: Parameters<typeof fetch>) => {
+    fetches += 1;
+    return fetch(...args);
+  }) as typeof boss.fetch;
+  const worker = await startWorker({
+    db: db.db, boss, sender: createSender(), keyring: createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64')),
+    log: createLogger({ level: 'error', silent: true }), config: { ...svc.config, workerConcurrency: LOOPS, workerBatchSize: 10 },
+  });
+  t.teardown(() => worker.stop(1_000));
+  // Every loop fetches once at start, finds nothing and sleeps.
+  await new Promise((r) => setTimeout(r, 500));
+  t.is(fetches, LOOPS);
+  for (let i = 0; i < 10; i++) worker.wake();
+  await new Promise((r) => setTimeout(r, 500));
+  t.is(fetches - LOOPS, 1, 'ten wake-ups of one turn: one fetch');
+  worker.wake();
+  await new Promise((r) => setImmediate(r));
+  worker.wake();
+  await new Promise((r) => setTimeout(r, 500));
+  t.is(fetches - LOOPS, 3, 'wake-ups of two turns: one fetch each');
 });
