@@ -429,6 +429,8 @@ export interface ReceiverStats {
   firstAt: number | null;
   lastAt: number | null;
   distinctIds: number;
+  /** How late the receiver's event loop ran since its start or last reset (p99, max). */
+  eventLoopDelayMs: { p99: number; max: number };
 }
 
 /** bench/receiver.ts in its own process: answers 200 at once, or after `holdMs`. */

@@ -50,6 +50,7 @@ try {
     // The receiver hears of an attempt before its recording commits: wait for the ledger too.
     await until(async () => Number(await scalar(db.url, 'SELECT count(*) FROM hookrelay.attempts WHERE attempt = 1')) >= load.accepted, 30_000);
     const arrivals = await receiver.arrivals();
+    const receiverStats = await receiver.stats();
     const latencies = recorded.flatMap(([id, at]) => (arrivals[id] !== undefined ? [arrivals[id] - at] : []));
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -63,6 +64,15 @@ try {
       latencyMs: summarize(latencies),
       ledgerLatencyMs: summarize(rows.map((r) => Number(r.ms))),
       missing: recorded.length - latencies.length,
+      // The measurement's own error: each end is timed when its process's event loop reads the
+      // message, so a late load generator shortens the figures and a late receiver lengthens
+      // them. A negative latency (the request reached the receiver "before" its 202 reached the
+      // load generator) says the load generator was late by at least that much.
+      measurement: {
+        negativeLatencies: latencies.filter((ms) => ms < 0).length,
+        loadGeneratorEventLoopDelayMs: load.eventLoopDelayMs,
+        receiverEventLoopDelayMs: receiverStats.eventLoopDelayMs,
+      },
       cpu: { percentOfOneCore: cpuPercent, percentOfMachine: Number((cpuPercent / 2).toFixed(1)), msPerWebhook: Number(cpuMsPerWebhook.toFixed(3)), percentOfOneCoreAtRate: Number(((cpuMsPerWebhook * rate) / 10).toFixed(1)) },
       peakRssMb: Math.max(service.sampler.peakRssMb(), worker?.sampler.peakRssMb() ?? 0),
     };

@@ -1,7 +1,8 @@
 /**
  * The benchmark receiver, in a process of its own: answers every POST with 200 at once, or
  * after `--hold` ms. It counts what it was sent and when (wall clock, comparable with the
- * other processes of the machine), and says so on GET /_stats and GET /_arrivals.
+ * other processes of the machine), and says so on GET /_stats (with how late its event loop
+ * ran, which delays those times) and GET /_arrivals.
  *
  *   node bench/receiver.ts [--hold 0] [--port 0]
  *
@@ -9,6 +10,7 @@
  */
 
 import { createServer } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { numArg, parseArgs, wallMs } from './lib.ts';
 
 const args = parseArgs();
@@ -20,11 +22,19 @@ let peakInFlight = 0;
 let firstAt: number | null = null;
 let lastAt: number | null = null;
 let arrivals = new Map<string, number>();
+// How late this process's event loop ran: an arrival is timed when the loop reads it.
+let loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+/** The histogram holds whole intervals between its 10 ms timer's runs: lateness is past 10. */
+const lateness = (h: ReturnType<typeof monitorEventLoopDelay>) => ({
+  p99: Math.round(Math.max(0, h.percentile(99) / 1e6 - 10) * 10) / 10,
+  max: Math.round(Math.max(0, h.max / 1e6 - 10) * 10) / 10,
+});
 
 const server = createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/_stats') {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ count, inFlight, peakInFlight, firstAt, lastAt, distinctIds: arrivals.size }));
+    res.end(JSON.stringify({ count, inFlight, peakInFlight, firstAt, lastAt, distinctIds: arrivals.size, eventLoopDelayMs: lateness(loopDelay) }));
     return;
   }
   if (req.method === 'GET' && req.url === '/_arrivals') {
@@ -37,6 +47,9 @@ const server = createServer((req, res) => {
     peakInFlight = inFlight;
     firstAt = lastAt = null;
     arrivals = new Map();
+    loopDelay.disable();
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     res.end('{}');
     return;
   }

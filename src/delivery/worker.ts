@@ -14,8 +14,9 @@ import type { Metrics } from '../observability/metrics.ts';
 import { startAttempt, type ObservedAttempt } from '../observability/tracing.ts';
 
 /**
- * The worker only orchestrates. For each job of a fetched batch:
- *   load → (stale? complete) → (endpoint at its cap? defer) → sign → send → decide (retry policy) → record.
+ * The worker only orchestrates. Each fetch claims a batch of jobs and, in the same statement,
+ * reads what their attempts need (fetchDeliveries); then for each job:
+ *   (stale? complete) → (endpoint at its cap? defer) → sign → send → decide (retry policy) → record.
  * Every decision is made by a pure function; every write happens in `record`. Attempts are
  * recorded by a Recorder, which commits the attempts that finish together in one transaction.
  */

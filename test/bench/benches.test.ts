@@ -84,6 +84,9 @@ test.serial('bench:queue-latency at a low rate: every webhook reaches the receiv
   t.is(out.hookrelay.missing, 0);
   t.true(isLatency(out.hookrelay.latencyMs));
   t.is(out.hookrelay.ledgerLatencyMs.count, out.hookrelay.latencyMs.count);
+  const { measurement } = out.hookrelay;
+  t.true(Number.isInteger(measurement.negativeLatencies) && measurement.negativeLatencies >= 0, JSON.stringify(measurement));
+  for (const delay of [measurement.loadGeneratorEventLoopDelayMs, measurement.receiverEventLoopDelayMs]) t.true(delay.p99 >= 0 && delay.max >= delay.p99, JSON.stringify(measurement));
   t.true(out.hookrelay.cpu.percentOfOneCore >= 0);
   t.true(out.hookrelay.peakRssMb > 10);
   t.is(out.raw.missing, 0);
