@@ -38,6 +38,8 @@ export interface Config {
   retry: RetryPolicy;
   workerBatchSize: number;
   workerConcurrency: number;
+  /** The worker's fetch statement is prepared under a name (HOOKRELAY_WORKER_PREPARED_FETCH). */
+  workerPreparedFetch: boolean;
   /** Attempts in flight per endpoint per process (HOOKRELAY_ENDPOINT_CONCURRENCY). */
   endpointConcurrency: number;
   queueHeartbeatSeconds: number;
@@ -102,6 +104,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_DISABLE_AFTER_SECONDS', default: '432000', unit: 's', doc: 'An endpoint failing without a single success for this long is disabled (5 days); its webhooks are held.' },
   { env: 'HOOKRELAY_WORKER_BATCH_SIZE', default: '100', unit: 'jobs', doc: 'Jobs a worker fetches at once (FOR UPDATE SKIP LOCKED).' },
   { env: 'HOOKRELAY_WORKER_CONCURRENCY', default: '4', unit: 'fetch loops', doc: 'Fetch loops per process; in-flight deliveries are at most batch size times this.' },
+  { env: 'HOOKRELAY_WORKER_PREPARED_FETCH', default: 'true', unit: 'true|false', doc: 'The worker\'s fetch statement is a named prepared statement, planned once per connection. Set false behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without max_prepared_statements).' },
   { env: 'HOOKRELAY_ENDPOINT_CONCURRENCY', default: '64', unit: 'attempts', doc: 'Most attempts in flight to one endpoint at once, over all workers (its jobs are grouped by endpoint), so one slow endpoint cannot take every slot; the rest of its webhooks wait in the queue. Also the connections per origin of each worker.' },
   { env: 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', default: '10', unit: 's (>= 10)', doc: 'A job whose worker stops heart-beating for this long (a killed process) is handed to another worker.' },
   { env: 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', default: '2', unit: 's', doc: 'How often lost jobs (missed heartbeats, expiry) are looked for.' },
@@ -191,6 +194,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (tlsInsecureText !== 'true' && tlsInsecureText !== 'false') {
     throw new ConfigError(`HOOKRELAY_TLS_INSECURE must be true or false (got ${JSON.stringify(tlsInsecureText)})`);
   }
+  const preparedFetchText = raw(env, 'HOOKRELAY_WORKER_PREPARED_FETCH') ?? 'true';
+  if (preparedFetchText !== 'true' && preparedFetchText !== 'false') {
+    throw new ConfigError(`HOOKRELAY_WORKER_PREPARED_FETCH must be true or false (got ${JSON.stringify(preparedFetchText)})`);
+  }
   const metricsPublicText = raw(env, 'HOOKRELAY_METRICS_PUBLIC') ?? 'false';
   if (metricsPublicText !== 'true' && metricsPublicText !== 'false') {
     throw new ConfigError(`HOOKRELAY_METRICS_PUBLIC must be true or false (got ${JSON.stringify(metricsPublicText)})`);
@@ -212,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retry: Object.freeze(retry),
     workerBatchSize: int(env, 'HOOKRELAY_WORKER_BATCH_SIZE', 1, 1000),
     workerConcurrency: int(env, 'HOOKRELAY_WORKER_CONCURRENCY', 1, 64),
+    workerPreparedFetch: preparedFetchText === 'true',
     endpointConcurrency: int(env, 'HOOKRELAY_ENDPOINT_CONCURRENCY', 1, 100_000),
     queueHeartbeatSeconds: int(env, 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', 10, 3600),
     queueSuperviseSeconds: int(env, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', 1, 3600),

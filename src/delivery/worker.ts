@@ -27,7 +27,7 @@ export interface WorkerDeps {
   sender: Sender;
   keyring: Keyring;
   log: Logger;
-  config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'> & Partial<Pick<Config, 'endpointConcurrency' | 'queueHeartbeatSeconds'>>;
+  config: Pick<Config, 'deliveryTimeoutMs' | 'maxResponseBytes' | 'workerBatchSize' | 'workerConcurrency'> & Partial<Pick<Config, 'endpointConcurrency' | 'queueHeartbeatSeconds' | 'workerPreparedFetch'>>;
   now?: () => number;
   random?: () => number;
   /** Told when an attempt scheduled a retry, so the process can wake itself when it is due. */
@@ -210,7 +210,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
 
   // One for all loops: an outage is logged once, and every loop backs off.
   const fetchBackoff = createFetchBackoff(log);
-  const statements = new StatementNames();
+  const statements = config.workerPreparedFetch === false ? undefined : new StatementNames();
   // A fetch smaller than a full batch is cut to a multiple of a quarter batch, so the fetch
   // statement has a handful of texts (its LIMIT is part of the text), each prepared once.
   const quarter = Math.ceil(batchSize / 4);

@@ -4,7 +4,8 @@ import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { activeKeys } from '../../src/endpoints/keys.ts';
 import { DELIVERY_QUEUE } from '../../src/delivery/queue.ts';
 import { fetchDeliveries, loadBatch, StatementNames } from '../../src/delivery/worker.ts';
-import { startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
+import { eventually, startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
+import { startReceiver } from '../helpers/receiver.ts';
 
 /**
  * The worker's fetch statement (src/delivery/worker.ts fetchDeliveries) claims jobs with
@@ -93,4 +94,23 @@ test('with statement names the fetch is a named (prepared) statement, a few text
   t.truthy(names[2]);
   t.not(names[2], names[0]);
   t.is(names[3], undefined);
+});
+
+test('HOOKRELAY_WORKER_PREPARED_FETCH=false: the worker fetches with unnamed statements and delivers', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_WORKER_PREPARED_FETCH: 'false' });
+  const rx = await startReceiver(t);
+  const own = svc.service.boss.getDb();
+  const sent: unknown[] = [];
+  const executeSql = own.executeSql.bind(own);
+  own.executeSql = ((text: unknown, values?: unknown[]) => {
+    sent.push(text);
+    return executeSql(text as string, values);
+  }) as typeof own.executeSql;
+  const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: `${rx.url}/hook`, payload: { n: 1 } } });
+  t.is(res.status, 202);
+  await eventually(async () => (rx.received.length === 1 ? true : undefined), 20_000);
+  const fetches = sent.filter((q) => JSON.stringify(q).includes('__hr_'));
+  t.true(fetches.length >= 1);
+  t.true(fetches.every((q) => typeof q === 'string'), 'every fetch a plain text');
 });
