@@ -1,4 +1,5 @@
 import test from 'ava';
+import type { PgBoss } from 'pg-boss';
 import { randomUUID } from 'node:crypto';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { activeKeys } from '../../src/endpoints/keys.ts';
@@ -66,11 +67,8 @@ test('one statement claims the jobs and reads what their attempts need, as the s
   t.is((await fetchDeliveries(boss, keyring, 10, 64)).jobs.length, 0);
 });
 
-test('with statement names the fetch is a named (prepared) statement, a few texts at most', async (t) => {
-  t.timeout(60_000);
-  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
-  const { boss } = svc.service;
-  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+/** Every query handed to pg-boss's pool from now on, as it was handed (a text or a named query). */
+function recordQueries(boss: PgBoss): unknown[] {
   const own = boss.getDb();
   const sent: unknown[] = [];
   const executeSql = own.executeSql.bind(own);
@@ -78,6 +76,15 @@ test('with statement names the fetch is a named (prepared) statement, a few text
     sent.push(text);
     return executeSql(text as string, values);
   }) as typeof own.executeSql;
+  return sent;
+}
+
+test('with statement names the fetch is a named (prepared) statement, a few texts at most', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const { boss } = svc.service;
+  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+  const sent = recordQueries(boss);
   const statements = new StatementNames(2);
   const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: 'http://127.0.0.1:9/hook', payload: { n: 1 } } });
   t.is(res.status, 202);
@@ -100,13 +107,7 @@ test('HOOKRELAY_WORKER_PREPARED_FETCH=false: the worker fetches with unnamed sta
   t.timeout(60_000);
   const svc = await startTestService(t, { HOOKRELAY_WORKER_PREPARED_FETCH: 'false' });
   const rx = await startReceiver(t);
-  const own = svc.service.boss.getDb();
-  const sent: unknown[] = [];
-  const executeSql = own.executeSql.bind(own);
-  own.executeSql = ((text: unknown, values?: unknown[]) => {
-    sent.push(text);
-    return executeSql(text as string, values);
-  }) as typeof own.executeSql;
+  const sent = recordQueries(svc.service.boss);
   const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: `${rx.url}/hook`, payload: { n: 1 } } });
   t.is(res.status, 202);
   await eventually(async () => (rx.received.length === 1 ? true : undefined), 20_000);

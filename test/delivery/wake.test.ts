@@ -1,4 +1,5 @@
 import test from 'ava';
+import type { PgBoss } from 'pg-boss';
 import { startReceiver } from '../helpers/receiver.ts';
 import { eventually, startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
 import { startWorker } from '../../src/delivery/worker.ts';
@@ -17,6 +18,17 @@ import { createLogger } from '../../src/log.ts';
 const LOOPS = 4;
 const WEBHOOKS = 20;
 
+/** Counts pg-boss fetches from now on. */
+function countFetches(boss: PgBoss): { n: number } {
+  const count = { n: 0 };
+  const fetch = boss.fetch.bind(boss);
+  boss.fetch = ((...args: Parameters<typeof fetch>) => {
+    count.n += 1;
+    return fetch(...args);
+  }) as typeof boss.fetch;
+  return count;
+}
+
 test('a trickle of webhooks costs a few fetches each, not one per loop per wake-up', async (t) => {
   t.timeout(120_000);
   const svc = await startTestService(t, { HOOKRELAY_WORKER_CONCURRENCY: String(LOOPS), HOOKRELAY_WORKER_BATCH_SIZE: '10' });
@@ -24,12 +36,7 @@ test('a trickle of webhooks costs a few fetches each, not one per loop per wake-
   const boss = svc.service.boss;
   // Let the loops reach their first sleep, then count every fetch from here on.
   await new Promise((r) => setTimeout(r, 500));
-  let fetches = 0;
-  const fetch = boss.fetch.bind(boss);
-  boss.fetch = ((...args: Parameters<typeof fetch>) => {
-    fetches += 1;
-    return fetch(...args);
-  }) as typeof boss.fetch;
+  const fetches = countFetches(boss);
   for (let i = 0; i < WEBHOOKS; i++) {
     const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: `${rx.url}/hook`, payload: { i } } });
     t.is(res.status, 202);
@@ -38,11 +45,11 @@ test('a trickle of webhooks costs a few fetches each, not one per loop per wake-
     await new Promise((r) => setTimeout(r, 50));
   }
   t.is(rx.received.length, WEBHOOKS, 'each webhook delivered once');
-  t.log(`${fetches} fetches for ${WEBHOOKS} webhooks delivered one at a time by ${LOOPS} loops`);
+  t.log(`${fetches.n} fetches for ${WEBHOOKS} webhooks delivered one at a time by ${LOOPS} loops`);
   // One fetch takes the job, one more finds the queue empty, and the NOTIFY of the same commit
   // (beside the in-process wake-up) costs one more: about three per webhook (66 for 20 when
   // written; 240 with every loop woken by every wake-up).
-  t.true(fetches <= 4 * WEBHOOKS, `${fetches} fetches`);
+  t.true(fetches.n <= 4 * WEBHOOKS, `${fetches.n} fetches`);
 });
 
 test('wake-ups in one turn of the event loop (a group commit answering its webhooks) bring in one loop, not one each', async (t) => {
@@ -50,12 +57,7 @@ test('wake-ups in one turn of the event loop (a group commit answering its webho
   // API only, and a worker of the test's own, so that its wake() can be called directly.
   const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
   const { boss, db } = svc.service;
-  let fetches = 0;
-  const fetch = boss.fetch.bind(boss);
-  boss.fetch = ((...args: Parameters<typeof fetch>) => {
-    fetches += 1;
-    return fetch(...args);
-  }) as typeof boss.fetch;
+  const fetches = countFetches(boss);
   const worker = await startWorker({
     db: db.db, boss, sender: createSender(), keyring: createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64')),
     log: createLogger({ level: 'error', silent: true }), config: { ...svc.config, workerConcurrency: LOOPS, workerBatchSize: 10 },
@@ -63,13 +65,13 @@ test('wake-ups in one turn of the event loop (a group commit answering its webho
   t.teardown(() => worker.stop(1_000));
   // Every loop fetches once at start, finds nothing and sleeps.
   await new Promise((r) => setTimeout(r, 500));
-  t.is(fetches, LOOPS);
+  t.is(fetches.n, LOOPS);
   for (let i = 0; i < 10; i++) worker.wake();
   await new Promise((r) => setTimeout(r, 500));
-  t.is(fetches - LOOPS, 1, 'ten wake-ups of one turn: one fetch');
+  t.is(fetches.n - LOOPS, 1, 'ten wake-ups of one turn: one fetch');
   worker.wake();
   await new Promise((r) => setImmediate(r));
   worker.wake();
   await new Promise((r) => setTimeout(r, 500));
-  t.is(fetches - LOOPS, 3, 'wake-ups of two turns: one fetch each');
+  t.is(fetches.n - LOOPS, 3, 'wake-ups of two turns: one fetch each');
 });
