@@ -72,6 +72,14 @@ export function percentile(sorted: readonly number[], p: number): number {
 
 export const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
+/**
+ * How late an event loop ran, from a monitorEventLoopDelay histogram of `resolutionMs`: the
+ * histogram holds whole intervals between its timer's runs, so lateness is what is past it.
+ */
+export function loopLateness(h: { percentile(p: number): number; max: number }, resolutionMs = 10): { p99: number; max: number } {
+  return { p99: round(Math.max(0, h.percentile(99) / 1e6 - resolutionMs), 1), max: round(Math.max(0, h.max / 1e6 - resolutionMs), 1) };
+}
+
 export function summarize(values: number[]): { count: number; p50: number; p95: number; p99: number; max: number; mean: number } {
   const sorted = [...values].sort((a, b) => a - b);
   const mean = sorted.reduce((s, v) => s + v, 0) / (sorted.length || 1);

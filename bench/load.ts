@@ -14,7 +14,7 @@
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import { numArg, parseArgs, round, summarize, wallMs } from './lib.ts';
+import { loopLateness, numArg, parseArgs, round, summarize, wallMs } from './lib.ts';
 
 const args = parseArgs();
 const service = String(args.service);
@@ -120,8 +120,7 @@ process.stdout.write(`${JSON.stringify({
     perSecond: round((latencies.length * 1000) / Math.max(1, elapsedMs), 0),
     latencyMs: summarize(latencies),
     cpuMs: round((cpu.user + cpu.system) / 1000, 0),
-    // The histogram holds whole intervals between its 10 ms timer's runs: lateness is past 10.
-    eventLoopDelayMs: { p99: round(Math.max(0, loopDelay.percentile(99) / 1e6 - 10), 1), max: round(Math.max(0, loopDelay.max / 1e6 - 10), 1) },
+    eventLoopDelayMs: loopLateness(loopDelay),
     ...(record ? { recorded } : {}),
   },
 })}\n`);

@@ -11,7 +11,7 @@
 
 import { createServer } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { numArg, parseArgs, wallMs } from './lib.ts';
+import { loopLateness, numArg, parseArgs, wallMs } from './lib.ts';
 
 const args = parseArgs();
 const holdMs = numArg(args, 'hold', 0);
@@ -25,16 +25,11 @@ let arrivals = new Map<string, number>();
 // How late this process's event loop ran: an arrival is timed when the loop reads it.
 let loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
-/** The histogram holds whole intervals between its 10 ms timer's runs: lateness is past 10. */
-const lateness = (h: ReturnType<typeof monitorEventLoopDelay>) => ({
-  p99: Math.round(Math.max(0, h.percentile(99) / 1e6 - 10) * 10) / 10,
-  max: Math.round(Math.max(0, h.max / 1e6 - 10) * 10) / 10,
-});
 
 const server = createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/_stats') {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ count, inFlight, peakInFlight, firstAt, lastAt, distinctIds: arrivals.size, eventLoopDelayMs: lateness(loopDelay) }));
+    res.end(JSON.stringify({ count, inFlight, peakInFlight, firstAt, lastAt, distinctIds: arrivals.size, eventLoopDelayMs: loopLateness(loopDelay) }));
     return;
   }
   if (req.method === 'GET' && req.url === '/_arrivals') {

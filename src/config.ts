@@ -139,6 +139,13 @@ function optionalInt(env: NodeJS.ProcessEnv, name: string, min: number, max: num
   return raw(env, name) === undefined ? undefined : int(env, name, min, max);
 }
 
+/** true or false, nothing else (the default from SETTINGS when unset). */
+function bool(env: NodeJS.ProcessEnv, name: string): boolean {
+  const text = raw(env, name);
+  if (text !== 'true' && text !== 'false') throw new ConfigError(`${name} must be true or false (got ${JSON.stringify(text)})`);
+  return text === 'true';
+}
+
 function num(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number {
   const text = raw(env, name);
   const value = Number(text);
@@ -190,18 +197,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError(`HOOKRELAY_ALLOW_NETWORKS must be a comma-separated list of CIDRs: ${(err as Error).message}`);
   }
-  const tlsInsecureText = raw(env, 'HOOKRELAY_TLS_INSECURE') ?? 'false';
-  if (tlsInsecureText !== 'true' && tlsInsecureText !== 'false') {
-    throw new ConfigError(`HOOKRELAY_TLS_INSECURE must be true or false (got ${JSON.stringify(tlsInsecureText)})`);
-  }
-  const preparedFetchText = raw(env, 'HOOKRELAY_WORKER_PREPARED_FETCH') ?? 'true';
-  if (preparedFetchText !== 'true' && preparedFetchText !== 'false') {
-    throw new ConfigError(`HOOKRELAY_WORKER_PREPARED_FETCH must be true or false (got ${JSON.stringify(preparedFetchText)})`);
-  }
-  const metricsPublicText = raw(env, 'HOOKRELAY_METRICS_PUBLIC') ?? 'false';
-  if (metricsPublicText !== 'true' && metricsPublicText !== 'false') {
-    throw new ConfigError(`HOOKRELAY_METRICS_PUBLIC must be true or false (got ${JSON.stringify(metricsPublicText)})`);
-  }
   return Object.freeze({
     port: int(env, 'PORT', 0, 65535),
     host: raw(env, 'HOST') ?? '0.0.0.0',
@@ -219,7 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retry: Object.freeze(retry),
     workerBatchSize: int(env, 'HOOKRELAY_WORKER_BATCH_SIZE', 1, 1000),
     workerConcurrency: int(env, 'HOOKRELAY_WORKER_CONCURRENCY', 1, 64),
-    workerPreparedFetch: preparedFetchText === 'true',
+    workerPreparedFetch: bool(env, 'HOOKRELAY_WORKER_PREPARED_FETCH'),
     endpointConcurrency: int(env, 'HOOKRELAY_ENDPOINT_CONCURRENCY', 1, 100_000),
     queueHeartbeatSeconds: int(env, 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', 10, 3600),
     queueSuperviseSeconds: int(env, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', 1, 3600),
@@ -236,8 +231,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       disableAfterMs: int(env, 'HOOKRELAY_DISABLE_AFTER_SECONDS', 1, 365 * 86_400) * 1000,
     }),
     allowNetworks,
-    tlsInsecure: tlsInsecureText === 'true',
-    metricsPublic: metricsPublicText === 'true',
+    tlsInsecure: bool(env, 'HOOKRELAY_TLS_INSECURE'),
+    metricsPublic: bool(env, 'HOOKRELAY_METRICS_PUBLIC'),
     rateLimit: Object.freeze({
       perSecond: int(env, 'HOOKRELAY_RATE_LIMIT_PER_SECOND', 1, 1_000_000),
       burst: int(env, 'HOOKRELAY_RATE_LIMIT_BURST', 1, 1_000_000),

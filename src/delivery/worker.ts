@@ -356,13 +356,6 @@ export async function loadBatch(db: Db, ids: string[]) {
 /** Prefix of the columns the fetch statement adds to each job row (taken off before use). */
 const LOADED_PREFIX = '__hr_';
 
-/** Each loaded column: its name in the fetch statement's rows, and in a LoadedWebhook. */
-const LOADED_NAMES = LOADED_COLUMNS.map((c) => {
-  const [column, as] = c.split(' as ');
-  const name = as ?? column!.slice(2);
-  return [`${LOADED_PREFIX}${name}`, name] as const;
-});
-
 /**
  * pg-boss's fetch statement, wrapped so that the same round trip also reads what each job's
  * attempt needs: its webhook, endpoint and circuit (one row, by primary keys) and the
@@ -373,7 +366,11 @@ const LOADED_NAMES = LOADED_COLUMNS.map((c) => {
  */
 export function withLoad(fetchSql: string): string {
   const columns = [
-    ...LOADED_COLUMNS.map((c, i) => `${c.split(' as ')[0]} AS "${LOADED_NAMES[i]![0]}"`),
+    // 'w.url' as "__hr_url", 'e.headers as endpoint_headers' as "__hr_endpoint_headers".
+    ...LOADED_COLUMNS.map((c) => {
+      const [column, as] = c.split(' as ');
+      return `${column} AS "${LOADED_PREFIX}${as ?? column!.slice(2)}"`;
+    }),
     `(SELECT json_agg(json_build_array(k.id, encode(k.sealed_secret, 'base64')) ORDER BY k.expires_at DESC NULLS FIRST)
         FROM hookrelay.signing_keys k
        WHERE k.endpoint_id = w.endpoint_id AND (k.expires_at IS NULL OR k.expires_at > now())) AS "${LOADED_PREFIX}keys"`,
@@ -494,20 +491,18 @@ export async function deliverBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[]): 
  */
 export async function startBatch(deps: WorkerDeps, jobs: Job<DeliveryJob>[], loaded: ReadonlyMap<string, Loaded> = new Map()): Promise<Promise<JobResult>[]> {
   const unloaded = jobs.filter((job) => !loaded.has(job.id));
-  const webhooks = new Map<string, LoadedWebhook>();
-  const keys = new Map<string, SigningKey[]>();
+  let webhooks = new Map<string, LoadedWebhook>();
+  let keys = new Map<string, SigningKey[]>();
   if (unloaded.length > 0) {
     // A job's group is its endpoint, so the keys are read at the same time as the webhooks,
     // not one round trip later; an endpoint the groups did not name is read after.
     const grouped = [...new Set(unloaded.flatMap((j) => (j.groupId ? [j.groupId] : [])))];
-    const [found, groupKeys] = await Promise.all([
+    [webhooks, keys] = await Promise.all([
       loadBatch(deps.db, [...new Set(unloaded.map((j) => j.data.webhookId))]),
       activeKeys(deps.db, deps.keyring, grouped),
     ]);
-    for (const [id, webhook] of found) webhooks.set(id, webhook);
-    for (const [id, list] of groupKeys) keys.set(id, list);
     const asked = new Set(grouped);
-    const missing = [...new Set([...found.values()].map((w) => w.endpoint_id))].filter((id) => !asked.has(id));
+    const missing = [...new Set([...webhooks.values()].map((w) => w.endpoint_id))].filter((id) => !asked.has(id));
     if (missing.length > 0) for (const [id, list] of await activeKeys(deps.db, deps.keyring, missing)) keys.set(id, list);
   }
   const recorder = deps.recorder ?? createRecorder(deps.db, deps.boss);
@@ -672,4 +667,3 @@ export function requestHeaders(user: Record<string, string>, signature: Record<s
     'accept-encoding': 'identity',
   };
 }
-
