@@ -442,7 +442,7 @@ export async function fetchDeliveries(
   const rows = await boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: room, groupConcurrency, db }) as unknown as Array<Record<string, any>>;
   const jobs: Job<DeliveryJob>[] = [];
   const loaded = new Map<string, Loaded>();
-  const keysOf = new Map<string, SigningKey[]>();
+  const keysOf = new Map<string, SigningKey[] | null>();
   for (const row of rows) {
     // Fresh objects of fixed shape for the job and its webhook, built as literals: they live
     // as long as the attempt (10,000 at once when receivers are slow), and the statement's
@@ -464,12 +464,20 @@ export async function fetchDeliveries(
     };
     // One list per endpoint and batch: the statement read the same keys for each of its jobs.
     let keys = keysOf.get(webhook.endpoint_id);
-    if (!keys) {
+    if (keys === undefined) {
       const sealed = (row[`${p}keys`] ?? []) as Array<[string, string]>;
-      keys = sealed.map(([id, secret]) => ({ id, secret: openSealed(keyring, id, webhook.endpoint_id, secret) }));
+      try {
+        keys = sealed.map(([id, secret]) => ({ id, secret: openSealed(keyring, id, webhook.endpoint_id, secret) }));
+      } catch {
+        // A key that does not open (sealed under a master key this process lacks): the jobs
+        // are claimed already, so they must not be dropped here; left without an entry,
+        // startBatch reads them again and fails them with the keyring's own error, and the
+        // queue retries them.
+        keys = null;
+      }
       keysOf.set(webhook.endpoint_id, keys);
     }
-    loaded.set(job.id, { webhook, keys });
+    if (keys !== null) loaded.set(job.id, { webhook, keys });
   }
   // The statement's rows, emptied: node-postgres (8.23) keeps, for the life of each pooled
   // connection, the promise of the query that made the pool open it, and with it that query's

@@ -115,3 +115,15 @@ test('HOOKRELAY_WORKER_PREPARED_FETCH=false: the worker fetches with unnamed sta
   t.true(fetches.length >= 1);
   t.true(fetches.every((q) => typeof q === 'string'), 'every fetch a plain text');
 });
+
+test('jobs whose keys do not open are still handed out, without an entry, for the batch loader to fail and the queue to retry', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: 'http://127.0.0.1:9/hook', payload: { n: 1 } } });
+  t.is(res.status, 202);
+  // Another master key than the one the keys were sealed with.
+  const wrong = createKeyring(Buffer.alloc(32, 9));
+  const { jobs, loaded } = await fetchDeliveries(svc.service.boss, wrong, 10, 64);
+  t.is(jobs.length, 1, 'the claimed job is returned, not lost in a thrown error');
+  t.is(loaded.size, 0);
+});
