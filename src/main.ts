@@ -12,7 +12,7 @@ import { loadKeyring } from './endpoints/master-key.ts';
 import { KeyringError } from './endpoints/keyring.ts';
 import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
-import { startWorker, type Worker } from './delivery/worker.ts';
+import { createFetchDb, startWorker, type FetchDb, type Worker } from './delivery/worker.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 
@@ -27,6 +27,8 @@ export interface Service {
   connectionString: string;
   db: DbHandle;
   boss: PgBoss;
+  /** The worker's fetch connections (with the worker role). */
+  fetchDb: FetchDb | undefined;
   /** Drains: stops accepting requests, lets in-flight deliveries finish, closes everything. */
   stop(): Promise<void>;
 }
@@ -64,6 +66,7 @@ export async function startService(config: Config, log: Logger, options: Service
     cleanups.push(() => boss.stop({ graceful: true, timeout: config.shutdownTimeoutMs, close: true }));
 
     let worker: Worker | undefined;
+    let fetchDb: FetchDb | undefined;
     let sender: Sender | undefined;
     if (config.roles.includes('worker')) {
       if (config.tlsInsecure) log.warn('HOOKRELAY_TLS_INSECURE=true: receivers\' TLS certificates are NOT verified; use this only for testing');
@@ -71,7 +74,11 @@ export async function startService(config: Config, log: Logger, options: Service
       sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure, connections: config.endpointConcurrency });
       const s = sender;
       cleanups.push(() => s.close());
-      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics });
+      // One connection per fetch loop, with the fetch's own session settings.
+      const fetchPool = createFetchDb(connectionString, config.workerConcurrency, config.dbAcquireTimeoutMs);
+      cleanups.push(() => fetchPool.close());
+      fetchDb = fetchPool;
+      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics, fetchDb });
       const w = worker;
       cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }
@@ -124,6 +131,7 @@ export async function startService(config: Config, log: Logger, options: Service
       connectionString,
       db,
       boss,
+      fetchDb,
       stop() {
         stopping ??= (async () => {
           draining = true;
