@@ -12,7 +12,7 @@ import { loadKeyring } from './endpoints/master-key.ts';
 import { KeyringError } from './endpoints/keyring.ts';
 import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
-import { createFetchDb, startWorker, type FetchDb, type Worker } from './delivery/worker.ts';
+import { createFetchDb, FETCH_CONNECTIONS, startWorker, type FetchDb, type Worker } from './delivery/worker.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 
@@ -74,8 +74,7 @@ export async function startService(config: Config, log: Logger, options: Service
       sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure, connections: config.endpointConcurrency });
       const s = sender;
       cleanups.push(() => s.close());
-      // One connection per fetch loop, with the fetch's own session settings.
-      const fetchPool = createFetchDb(connectionString, config.workerConcurrency, config.dbAcquireTimeoutMs);
+      const fetchPool = createFetchDb(connectionString, Math.min(config.workerConcurrency, FETCH_CONNECTIONS), config.dbAcquireTimeoutMs);
       cleanups.push(() => fetchPool.close());
       fetchDb = fetchPool;
       worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics, fetchDb });

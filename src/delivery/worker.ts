@@ -439,7 +439,14 @@ export interface FetchDb {
  */
 export const FETCH_SESSION_SETTINGS = { enable_bitmapscan: 'off' } as const;
 
-/** A pool of `size` connections with FETCH_SESSION_SETTINGS, one per fetch loop. */
+/**
+ * Connections a worker fetches on. A fetch takes a few milliseconds and one loop is woken per
+ * wake-up, so loops fetch at once only in a burst, where one fetch at a time did as well as
+ * four (bench:e2e, PERFORMANCE.md); two let a wake-up's fetch pass one under way.
+ */
+export const FETCH_CONNECTIONS = 2;
+
+/** A pool of `size` connections with FETCH_SESSION_SETTINGS, shared by the fetch loops. */
 export function createFetchDb(connectionString: string, size: number, acquireTimeoutMs?: number): FetchDb & { close(): Promise<void> } {
   const pool = createPool(connectionString, { max: size, applicationName: 'hookrelay-fetch', acquireTimeoutMs, settings: FETCH_SESSION_SETTINGS });
   return {
