@@ -12,7 +12,7 @@ import { loadKeyring } from './endpoints/master-key.ts';
 import { KeyringError } from './endpoints/keyring.ts';
 import { startQueue } from './delivery/queue.ts';
 import { createSender, type Sender } from './delivery/send.ts';
-import { createFetchDb, FETCH_CONNECTIONS, startWorker, type FetchDb, type Worker } from './delivery/worker.ts';
+import { startWorker, type Worker } from './delivery/worker.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 
@@ -27,8 +27,6 @@ export interface Service {
   connectionString: string;
   db: DbHandle;
   boss: PgBoss;
-  /** The worker's fetch connections (with the worker role). */
-  fetchDb: FetchDb | undefined;
   /** Drains: stops accepting requests, lets in-flight deliveries finish, closes everything. */
   stop(): Promise<void>;
 }
@@ -66,7 +64,6 @@ export async function startService(config: Config, log: Logger, options: Service
     cleanups.push(() => boss.stop({ graceful: true, timeout: config.shutdownTimeoutMs, close: true }));
 
     let worker: Worker | undefined;
-    let fetchDb: FetchDb | undefined;
     let sender: Sender | undefined;
     if (config.roles.includes('worker')) {
       if (config.tlsInsecure) log.warn('HOOKRELAY_TLS_INSECURE=true: receivers\' TLS certificates are NOT verified; use this only for testing');
@@ -74,10 +71,7 @@ export async function startService(config: Config, log: Logger, options: Service
       sender = createSender({ allowNetworks: config.allowNetworks, insecureTls: config.tlsInsecure, connections: config.endpointConcurrency });
       const s = sender;
       cleanups.push(() => s.close());
-      const fetchPool = createFetchDb(connectionString, Math.min(config.workerConcurrency, FETCH_CONNECTIONS), config.dbAcquireTimeoutMs);
-      cleanups.push(() => fetchPool.close());
-      fetchDb = fetchPool;
-      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics, fetchDb });
+      worker = await startWorker({ db: db.db, boss, sender, keyring, log, config, health: config.health, metrics });
       const w = worker;
       cleanups.push(() => w.stop(config.shutdownTimeoutMs));
     }
@@ -130,7 +124,6 @@ export async function startService(config: Config, log: Logger, options: Service
       connectionString,
       db,
       boss,
-      fetchDb,
       stop() {
         stopping ??= (async () => {
           draining = true;

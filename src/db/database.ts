@@ -46,34 +46,12 @@ export interface DbHandle {
   close(): Promise<void>;
 }
 
-export interface PoolOptions {
-  max?: number;
-  applicationName?: string;
-  acquireTimeoutMs?: number;
-  /** Settings every connection of the pool starts its session with (`-c name=value`). */
-  settings?: Record<string, string>;
-}
-
 /**
- * A pool of connections to PostgreSQL that survives them dying: pg-pool emits an idle
- * client's error on the pool and a checked-out client's on the client, and without a
- * listener either ends the process.
+ * One pool for hookrelay's own queries. Every query is qualified with the `hookrelay` schema
+ * through `withSchema`, so the tables can share a database (and a transaction) with the
+ * application that submits webhooks.
  */
-export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
-  const settings = Object.entries(options.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`).join(' ');
-  // node-postgres lets the connection string's own parameters override the config's: an
-  // `options` given in the URL takes ours beside it.
-  let url: URL | undefined;
-  try {
-    url = new URL(connectionString);
-  } catch {
-    url = undefined;
-  }
-  const own = url?.searchParams.get('options');
-  if (settings && url && own) {
-    url.searchParams.set('options', `${own} ${settings}`);
-    connectionString = url.toString();
-  }
+export function createDb(connectionString: string, options: { max?: number; applicationName?: string; acquireTimeoutMs?: number } = {}): DbHandle {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,
@@ -82,8 +60,6 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
     // one to be established. Past it the caller gets an error (a 503 from the API) instead of
     // a request that hangs while PostgreSQL is away or the pool is exhausted.
     connectionTimeoutMillis: options.acquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS,
-    // Sent in the startup packet: in force from the connection's first statement, no round trip.
-    ...(settings && !own ? { options: settings } : {}),
   });
   // An idle client that loses its server emits 'error' on the pool; without a listener the
   // process would crash. The next query on the pool reconnects.
@@ -96,16 +72,6 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
-  return pool;
-}
-
-/**
- * One pool for hookrelay's own queries. Every query is qualified with the `hookrelay` schema
- * through `withSchema`, so the tables can share a database (and a transaction) with the
- * application that submits webhooks.
- */
-export function createDb(connectionString: string, options: Omit<PoolOptions, 'settings'> = {}): DbHandle {
-  const pool = createPool(connectionString, options);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }).withSchema(SCHEMA);
   let closed = false;
   return {

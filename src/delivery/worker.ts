@@ -1,6 +1,6 @@
 import type { PgBoss, Job, JobResult } from 'pg-boss';
 import type { Config } from '../config.ts';
-import { createPool, QUEUE_SCHEMA, type Db } from '../db/database.ts';
+import { QUEUE_SCHEMA, type Db } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 import { createFetchBackoff, DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 import { claimProbe, createRecorder, deferAttempt, holdWebhook, type JobRef, type Outcome, type Recorder } from './record.ts';
@@ -42,8 +42,6 @@ export interface WorkerDeps {
   recorder?: Recorder;
   /** Attempts in flight per endpoint, shared by the fetch loops of this process. */
   slots?: EndpointSlots;
-  /** Connections for the fetch statement (createFetchDb); without them, the queue's pool. */
-  fetchDb?: FetchDb;
 }
 
 export interface Worker {
@@ -231,7 +229,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       reserved += room;
       covered = generation;
       try {
-        ({ jobs, loaded } = await fetchDeliveries(boss, deps.keyring, room, endpointConcurrency, statements, deps.fetchDb));
+        ({ jobs, loaded } = await fetchDeliveries(boss, deps.keyring, room, endpointConcurrency, statements));
       } catch (err) {
         await sleep(fetchBackoff.failed(err), generation);
         continue;
@@ -417,63 +415,24 @@ export class StatementNames {
   }
 }
 
-/** Where a statement runs: pg-boss's `getDb()` or createFetchDb's pool. */
-export interface FetchDb {
-  executeSql(text: string | { name: string; text: string }, values?: unknown[]): Promise<{ rows: any[] }>;
-}
-
-/**
- * Session settings of the connections that fetch. The fetch's candidate scan (pg-boss's
- * `ORDER BY priority DESC, created_on LIMIT n` over the queued jobs) is planned from the job
- * table's statistics, and a new database has none: until autovacuum first analyzes the job
- * table (a minute or more after its first jobs) the planner uses default selectivities,
- * believes a handful of jobs are queued, and plans a bitmap scan of every queued job and a
- * sort, instead of walking the index in order and stopping after n. With 30,000 queued that
- * was 45 ms per fetch of 100 against 4.4 ms (EXPLAIN ANALYZE), growing with the backlog, on
- * every fetch: a new install's first burst, or a backlog that built up before the service
- * started, was delivered at a fraction of the usual rate. Without bitmap scans the planner
- * takes the ordered index scan whatever the statistics: the start_after test is read from the
- * index either way, and the ordered scan stops at the limit where a bitmap scan visits every
- * candidate. Only these connections run so; the queue's other statements (its maintenance
- * among them) keep pg-boss's pool and PostgreSQL's defaults.
- */
-export const FETCH_SESSION_SETTINGS = { enable_bitmapscan: 'off' } as const;
-
-/**
- * Connections a worker fetches on. A fetch takes a few milliseconds and one loop is woken per
- * wake-up, so loops fetch at once only in a burst, where one fetch at a time did as well as
- * four (bench:e2e, PERFORMANCE.md); two let a wake-up's fetch pass one under way.
- */
-export const FETCH_CONNECTIONS = 2;
-
-/** A pool of `size` connections with FETCH_SESSION_SETTINGS, shared by the fetch loops. */
-export function createFetchDb(connectionString: string, size: number, acquireTimeoutMs?: number): FetchDb & { close(): Promise<void> } {
-  const pool = createPool(connectionString, { max: size, applicationName: 'hookrelay-fetch', acquireTimeoutMs, settings: FETCH_SESSION_SETTINGS });
-  return {
-    // node-postgres takes a named query object in place of a text, values beside it.
-    executeSql: (text, values) => pool.query(text as string, values),
-    close: () => pool.end(),
-  };
-}
-
 /**
  * Fetches up to `room` delivery jobs (pg-boss `fetch`, at most `groupConcurrency` active per
  * endpoint) and, in the same statement, what their attempts need (`withLoad`). A job whose
  * webhook the statement did not find has no entry in `loaded`; startBatch looks for it again.
- * The statement runs on `via` (the worker's fetch connections), else on pg-boss's own pool;
- * with `statements`, prepared under a name (pg-boss hands the query to its `db` as it is, and
- * node-postgres takes a named query in place of a text).
+ * The statement runs on pg-boss's own pool, as its fetch does; with `statements`, prepared
+ * under a name (pg-boss hands the query to node-postgres as it is, and node-postgres takes a
+ * named query in place of a text).
  */
 export async function fetchDeliveries(
-  boss: PgBoss, keyring: Keyring, room: number, groupConcurrency: number, statements?: StatementNames, via?: FetchDb,
+  boss: PgBoss, keyring: Keyring, room: number, groupConcurrency: number, statements?: StatementNames,
 ): Promise<{ jobs: Job<DeliveryJob>[]; loaded: Map<string, Loaded> }> {
-  const own: FetchDb = via ?? (boss.getDb() as unknown as FetchDb);
+  const own = boss.getDb();
   const db = {
     async executeSql(text: string, values?: unknown[]) {
       const wrapped = withLoad(text);
       const name = statements?.of(wrapped);
       try {
-        return await own.executeSql(name === undefined ? wrapped : { name, text: wrapped }, values);
+        return await own.executeSql(name === undefined ? wrapped : ({ name, text: wrapped } as unknown as string), values);
       } catch (err) {
         if ((err as { code?: string }).code === '0A000') statements?.forget();
         throw err;

@@ -4,9 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { activeKeys } from '../../src/endpoints/keys.ts';
 import { DELIVERY_QUEUE } from '../../src/delivery/queue.ts';
-import { createFetchDb, fetchDeliveries, loadBatch, StatementNames, type FetchDb } from '../../src/delivery/worker.ts';
-import { createPool } from '../../src/db/database.ts';
-import { query } from '../helpers/db.ts';
+import { fetchDeliveries, loadBatch, StatementNames } from '../../src/delivery/worker.ts';
 import { eventually, startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 
@@ -69,9 +67,9 @@ test('one statement claims the jobs and reads what their attempts need, as the s
   t.is((await fetchDeliveries(boss, keyring, 10, 64)).jobs.length, 0);
 });
 
-/** Every query handed to pg-boss's pool (or `via`) from now on, as it was handed (a text or a named query). */
-function recordQueries(boss: PgBoss, via?: FetchDb): unknown[] {
-  const own = (via ?? boss.getDb()) as FetchDb;
+/** Every query handed to pg-boss's pool from now on, as it was handed (a text or a named query). */
+function recordQueries(boss: PgBoss): unknown[] {
+  const own = boss.getDb();
   const sent: unknown[] = [];
   const executeSql = own.executeSql.bind(own);
   own.executeSql = ((text: unknown, values?: unknown[]) => {
@@ -109,16 +107,13 @@ test('HOOKRELAY_WORKER_PREPARED_FETCH=false: the worker fetches with unnamed sta
   t.timeout(60_000);
   const svc = await startTestService(t, { HOOKRELAY_WORKER_PREPARED_FETCH: 'false' });
   const rx = await startReceiver(t);
-  // The worker fetches on its own connections, not the queue's pool.
-  const onQueuePool = recordQueries(svc.service.boss);
-  const sent = recordQueries(svc.service.boss, svc.service.fetchDb);
+  const sent = recordQueries(svc.service.boss);
   const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: `${rx.url}/hook`, payload: { n: 1 } } });
   t.is(res.status, 202);
   await eventually(async () => (rx.received.length === 1 ? true : undefined), 20_000);
   const fetches = sent.filter((q) => JSON.stringify(q).includes('__hr_'));
   t.true(fetches.length >= 1);
   t.true(fetches.every((q) => typeof q === 'string'), 'every fetch a plain text');
-  t.false(onQueuePool.some((q) => JSON.stringify(q).includes('__hr_')), 'no fetch on the queue\'s pool');
 });
 
 test('jobs whose keys do not open are still handed out, without an entry, for the batch loader to fail and the queue to retry', async (t) => {
@@ -131,70 +126,4 @@ test('jobs whose keys do not open are still handed out, without an entry, for th
   const { jobs, loaded } = await fetchDeliveries(svc.service.boss, wrong, 10, 64);
   t.is(jobs.length, 1, 'the claimed job is returned, not lost in a thrown error');
   t.is(loaded.size, 0);
-});
-
-/** The nodes of an EXPLAIN (FORMAT JSON) plan, depth first. */
-function planNodes(plan: Record<string, any>): Array<Record<string, any>> {
-  return [plan, ...((plan.Plans ?? []) as Array<Record<string, any>>).flatMap(planNodes)];
-}
-
-/** The plan PostgreSQL makes for the worker's fetch of up to 100 jobs on the connections of `pool`. */
-async function fetchPlan(boss: PgBoss, pool: FetchDb): Promise<Array<Record<string, any>>> {
-  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
-  let plan: Record<string, any> | undefined;
-  const explain: FetchDb = {
-    async executeSql(text, values) {
-      // EXPLAIN without ANALYZE: planned, not run, so nothing is claimed.
-      const { rows } = await pool.executeSql(`EXPLAIN (FORMAT JSON) ${text as string}`, values);
-      plan = rows[0]['QUERY PLAN'][0].Plan;
-      return { rows: [] };
-    },
-  };
-  await fetchDeliveries(boss, keyring, 100, 64, undefined, explain);
-  return planNodes(plan!);
-}
-
-test('the fetch connections walk the queue in order when it has no statistics yet: no bitmap scan and sort of the whole backlog', async (t) => {
-  t.timeout(90_000);
-  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
-  const { boss, connectionString } = svc.service;
-  // A new database: the job table has never been analyzed, and no autovacuum analyzes it
-  // during the test (in service, its first analyze comes a minute or more after the first jobs).
-  await query(connectionString, 'ALTER TABLE hookrelay_queue.job_common SET (autovacuum_enabled = false)');
-  t.is(Number((await query(connectionString, `SELECT reltuples FROM pg_class WHERE oid = 'hookrelay_queue.job_common'::regclass`))[0]!.reltuples), -1, 'never analyzed');
-  await boss.insert(DELIVERY_QUEUE, Array.from({ length: 20_000 }, (_, i) => ({
-    id: randomUUID(), data: { webhookId: `wh_backlog_${i}`, attempt: 1 }, group: { id: `ep_${i % 50}` },
-  })));
-
-  // A plain connection: with default selectivities the planner believes a handful of jobs are
-  // queued, and plans a bitmap scan of every one of them and a sort, for each fetch.
-  const plain = createPool(connectionString, { max: 1 });
-  t.teardown(() => plain.end());
-  const planned = await fetchPlan(boss, { executeSql: (text, values) => plain.query(text as string, values) });
-  t.true(planned.some((n) => n['Node Type'] === 'Bitmap Index Scan' && String(n['Index Name']).endsWith('_i11')), 'the hazard is there on a plain connection');
-
-  // The worker's fetch connections: the queue's index walked in order, stopped at the LIMIT.
-  const fetchDb = createFetchDb(connectionString, 1);
-  t.teardown(() => fetchDb.close());
-  const ours = await fetchPlan(boss, fetchDb);
-  t.true(ours.some((n) => n['Node Type'] === 'Index Scan' && String(n['Index Name']).endsWith('_i11')), JSON.stringify(ours.map((n) => n['Node Type'])));
-  t.false(ours.some((n) => n['Node Type'] === 'Bitmap Heap Scan'));
-  t.false(ours.some((n) => n['Node Type'] === 'Sort' && JSON.stringify(n).includes('created_on')), 'no sort of the candidates');
-
-  // And the fetch itself works on them: 100 of the backlog claimed.
-  const { jobs } = await fetchDeliveries(boss, createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64')), 100, 64, new StatementNames(), fetchDb);
-  t.is(jobs.length, 100);
-});
-
-test('a pool\'s session settings apply from the first statement, beside the connection string\'s own options', async (t) => {
-  t.timeout(30_000);
-  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
-  const url = new URL(svc.service.connectionString);
-  const plain = createPool(url.toString(), { max: 1, settings: { enable_bitmapscan: 'off' } });
-  url.searchParams.set('options', '-c statement_timeout=4321');
-  const withOwn = createPool(url.toString(), { max: 1, settings: { enable_bitmapscan: 'off', enable_sort: 'off' } });
-  t.teardown(() => Promise.all([plain.end(), withOwn.end()]));
-  const show = async (pool: typeof plain) => (await pool.query(`SELECT current_setting('enable_bitmapscan') AS b, current_setting('enable_sort') AS s, current_setting('statement_timeout') AS st`)).rows[0];
-  t.deepEqual(await show(plain), { b: 'off', s: 'on', st: '0' });
-  t.deepEqual(await show(withOwn), { b: 'off', s: 'off', st: '4321ms' });
 });
