@@ -10,7 +10,8 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { loadKeyring } from './endpoints/master-key.ts';
 import { KeyringError } from './endpoints/keyring.ts';
-import { startQueue } from './delivery/queue.ts';
+import { DELIVERY_QUEUE, startQueue } from './delivery/queue.ts';
+import { startStatisticsKeeper } from './db/statistics.ts';
 import { createSender, type Sender } from './delivery/send.ts';
 import { startWorker, type Worker } from './delivery/worker.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -62,6 +63,9 @@ export async function startService(config: Config, log: Logger, options: Service
 
     const boss = await startQueue(connectionString, config, log);
     cleanups.push(() => boss.stop({ graceful: true, timeout: config.shutdownTimeoutMs, close: true }));
+    // Plans that read the batch, not the backlog, from the first burst on.
+    const statistics = startStatisticsKeeper(db.db, log, { queue: DELIVERY_QUEUE });
+    cleanups.push(() => statistics.stop());
 
     let worker: Worker | undefined;
     let sender: Sender | undefined;

@@ -82,29 +82,7 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
       return { rec, status, lastError };
     });
     const sorted = [...rows].sort((a, b) => (a.rec.webhookId < b.rec.webhookId ? -1 : a.rec.webhookId > b.rec.webhookId ? 1 : 0));
-    // Raw SQL: the builder cannot say UPDATE … FROM unnest(…). Arrays keep the statement's
-    // parameter count fixed (seven) however large the batch.
-    const updated = await sql<{ id: string }>`
-      UPDATE hookrelay.webhooks AS w SET
-        status = v.status,
-        attempts = v.attempt,
-        last_attempt_at = v.started_at,
-        next_attempt_at = v.next_attempt_at,
-        delivered_at = CASE WHEN v.status = 'delivered' THEN ${now}::timestamptz END,
-        last_status_code = v.status_code,
-        last_error = v.last_error,
-        updated_at = ${now}::timestamptz
-      FROM unnest(
-        ${sorted.map((r) => r.rec.webhookId)}::text[],
-        ${sorted.map((r) => r.rec.attempt)}::int[],
-        ${sorted.map((r) => r.status)}::text[],
-        ${sorted.map((r) => r.rec.startedAt.toISOString())}::timestamptz[],
-        ${sorted.map((r) => (r.rec.outcome.kind === 'retry' ? r.rec.outcome.at.toISOString() : null))}::timestamptz[],
-        ${sorted.map((r) => r.rec.result.statusCode)}::int[],
-        ${sorted.map((r) => r.lastError)}::text[]
-      ) AS v(id, attempt, status, started_at, next_attempt_at, status_code, last_error)
-      WHERE w.id = v.id AND w.attempts = v.attempt - 1 AND w.status IN ('pending', 'retrying')
-      RETURNING w.id`.execute(trx);
+    const updated = await settleWebhooks(sorted, now).execute(trx);
     const won = new Set(updated.rows.map((r) => r.id));
     const live = rows.filter((r) => won.has(r.rec.webhookId));
     const pgDb = fromKysely(trx);
@@ -220,6 +198,42 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
     for (const [endpointId, reason] of disables) await disableEndpoint(trx, endpointId, reason, now);
     return recs.map((rec) => answers.get(rec)!);
   });
+}
+
+/** A webhook's new state after an attempt, as recordAttempts writes it. */
+export interface SettledWebhook {
+  rec: Pick<AttemptRecord, 'webhookId' | 'attempt' | 'startedAt' | 'result' | 'outcome'>;
+  status: WebhookStatus;
+  lastError: string | null;
+}
+
+/**
+ * The UPDATE of the webhooks a batch of attempts settles, guarded by the attempt count and the
+ * status (recordAttempts). Raw SQL: the builder cannot say UPDATE … FROM unnest(…). Arrays
+ * keep the statement's parameter count fixed (seven) however large the batch.
+ */
+export function settleWebhooks(rows: SettledWebhook[], now: Date) {
+  return sql<{ id: string }>`
+      UPDATE hookrelay.webhooks AS w SET
+        status = v.status,
+        attempts = v.attempt,
+        last_attempt_at = v.started_at,
+        next_attempt_at = v.next_attempt_at,
+        delivered_at = CASE WHEN v.status = 'delivered' THEN ${now}::timestamptz END,
+        last_status_code = v.status_code,
+        last_error = v.last_error,
+        updated_at = ${now}::timestamptz
+      FROM unnest(
+        ${rows.map((r) => r.rec.webhookId)}::text[],
+        ${rows.map((r) => r.rec.attempt)}::int[],
+        ${rows.map((r) => r.status)}::text[],
+        ${rows.map((r) => r.rec.startedAt.toISOString())}::timestamptz[],
+        ${rows.map((r) => (r.rec.outcome.kind === 'retry' ? r.rec.outcome.at.toISOString() : null))}::timestamptz[],
+        ${rows.map((r) => r.rec.result.statusCode)}::int[],
+        ${rows.map((r) => r.lastError)}::text[]
+      ) AS v(id, attempt, status, started_at, next_attempt_at, status_code, last_error)
+      WHERE w.id = v.id AND w.attempts = v.attempt - 1 AND w.status IN ('pending', 'retrying')
+      RETURNING w.id`;
 }
 
 export interface RecorderOptions {
