@@ -6,8 +6,9 @@
  *       single-row INSERT transactions (a row shaped like a webhook), closed loop
  *   node bench/raw.ts queue-latency --db URL [--rate 500] [--duration 10000] [--warmup 1000]
  *       pg-boss send() (one transaction each, notify queue) → work() handler start
- *   node bench/raw.ts drain --db URL [--count 20000]
- *       pg-boss no-op fetch/complete of a backlog (batch 200, 4 loops, burst)
+ *   node bench/raw.ts drain --db URL [--count 20000] [--groups N] [--no-analyze]
+ *       pg-boss no-op fetch/complete of a backlog (batch 200, 4 loops, burst), the queue
+ *       analyzed first as the service's statistics keeper analyzes it
  *   node bench/raw.ts deliver --receiver URL [--count 10000]
  *       one undici Agent sending `count` POSTs at once to the receiver
  *
@@ -129,6 +130,16 @@ async function drain(): Promise<void> {
       ...(groups > 0 ? { group: { id: `g${(i + k) % groups}` } } : {}),
     })));
   }
+  // Planned from statistics, as hookrelay's statistics keeper has them at its start: without,
+  // every fetch scans and sorts the whole backlog (src/db/statistics.ts). --no-analyze skips it.
+  const analyzed = args['no-analyze'] === undefined;
+  if (analyzed) {
+    const c = new pg.Client({ connectionString: String(args.db) });
+    await c.connect();
+    const { rows } = await c.query(`SELECT table_name FROM bench_raw_queue.queue WHERE name = 'raw_drain'`);
+    await c.query(`ANALYZE bench_raw_queue.${rows[0].table_name}`);
+    await c.end();
+  }
   let handled = 0;
   const postgres = await postgresCpu(String(args.db));
   const cpuAtStart = { own: process.cpuUsage(), postgres: postgres?.cpuMs() };
@@ -154,7 +165,7 @@ async function drain(): Promise<void> {
   await client.end();
   await boss.stop({ graceful: false, close: true, timeout: 2_000 });
   out({
-    kind: `pg-boss no-op fetch/complete (batch 200, 4 loops, burst${groups > 0 ? `, ${groups} groups of at most ${groupConcurrency} active` : ''})`, count, seconds: round(elapsed / 1000, 2), perSecond: round((count * 1000) / elapsed, 0),
+    kind: `pg-boss no-op fetch/complete (batch 200, 4 loops, burst${groups > 0 ? `, ${groups} groups of at most ${groupConcurrency} active` : ''}${analyzed ? ', queue analyzed' : ''})`, count, seconds: round(elapsed / 1000, 2), perSecond: round((count * 1000) / elapsed, 0),
     cpuMsPerJob: {
       worker: round((own.user + own.system) / 1000 / count, 3),
       postgres: postgresMs === undefined || cpuAtStart.postgres === undefined ? null : round((postgresMs - cpuAtStart.postgres) / count, 3),

@@ -124,7 +124,7 @@ test.serial('the no-op drain with per-group limits completes every job of every 
   const result = await run(t, process.execPath, [join(ROOT, 'bench', 'raw.ts'), 'drain', '--db', url, '--count', '300', '--groups', '3', '--group-concurrency', '100'], { timeoutMs: 60_000 });
   t.is(result.code, 0, result.stderr.slice(-2000));
   const out = JSON.parse(result.stdout).result;
-  t.like(out, { kind: 'pg-boss no-op fetch/complete (batch 200, 4 loops, burst, 3 groups of at most 100 active)', count: 300 });
+  t.like(out, { kind: 'pg-boss no-op fetch/complete (batch 200, 4 loops, burst, 3 groups of at most 100 active, queue analyzed)', count: 300 });
   t.true(out.perSecond > 0 && out.cpuMsPerJob.worker > 0 && typeof out.cpuMsPerJob.postgres === 'number' && out.cpuMsPerJob.postgres >= 0, JSON.stringify(out));
   const groups = await query(url, `SELECT group_id, count(*)::int AS n FROM bench_raw_queue.job WHERE name = 'raw_drain' AND state = 'completed' GROUP BY group_id ORDER BY group_id`);
   t.deepEqual(groups, [{ group_id: 'g0', n: 100 }, { group_id: 'g1', n: 100 }, { group_id: 'g2', n: 100 }]);
