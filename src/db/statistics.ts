@@ -71,7 +71,7 @@ export function startStatisticsKeeper(db: Db, log: Logger, options: { queue: str
   let stopped = false;
 
   const pass = async (): Promise<string[]> => {
-    const analyzed: string[] = [];
+    const analyzed: TableState[] = [];
     for (const table of await tableStates(db, options.queue)) {
       if (stopped || !needsAnalysis(table)) continue;
       if (!table.mayAnalyze) {
@@ -81,12 +81,15 @@ export function startStatisticsKeeper(db: Db, log: Logger, options: { queue: str
       }
       // The name is PostgreSQL's own rendering of the table's oid, quoted where it must be.
       await sql`ANALYZE (SKIP_LOCKED) ${sql.raw(table.name)}`.execute(db);
-      analyzed.push(table.name);
-      log.info('statistics: analyzed a table that had outgrown its statistics', {
-        table: table.name, rowsAtLastAnalysis: table.reltuples < 0 ? null : table.reltuples, rowsChangedSince: table.changed,
+      analyzed.push(table);
+    }
+    // One line per pass: a new install analyzes every table at its first start.
+    if (analyzed.length > 0) {
+      log.info('statistics: analyzed tables that were never analyzed or had outgrown their statistics', {
+        tables: analyzed.map((t) => ({ table: t.name, rowsAtLastAnalysis: t.reltuples < 0 ? null : t.reltuples, rowsChangedSince: t.changed })),
       });
     }
-    return analyzed;
+    return analyzed.map((t) => t.name);
   };
 
   const check = () => {
