@@ -133,12 +133,11 @@ async function drain(): Promise<void> {
   // Planned from statistics, as hookrelay's statistics keeper has them at its start: without,
   // every fetch scans and sorts the whole backlog (src/db/statistics.ts). --no-analyze skips it.
   const analyzed = args['no-analyze'] === undefined;
+  const client = new pg.Client({ connectionString: String(args.db) });
+  await client.connect();
   if (analyzed) {
-    const c = new pg.Client({ connectionString: String(args.db) });
-    await c.connect();
-    const { rows } = await c.query(`SELECT table_name FROM bench_raw_queue.queue WHERE name = 'raw_drain'`);
-    await c.query(`ANALYZE bench_raw_queue.${rows[0].table_name}`);
-    await c.end();
+    const { rows } = await client.query(`SELECT table_name FROM bench_raw_queue.queue WHERE name = 'raw_drain'`);
+    await client.query(`ANALYZE bench_raw_queue.${rows[0].table_name}`);
   }
   let handled = 0;
   const postgres = await postgresCpu(String(args.db));
@@ -152,8 +151,6 @@ async function drain(): Promise<void> {
   });
   await all;
   // The last batch is completed after its handler returns: wait for the queue to say so.
-  const client = new pg.Client({ connectionString: String(args.db) });
-  await client.connect();
   for (;;) {
     const { rows } = await client.query(`SELECT count(*)::int AS n FROM bench_raw_queue.job WHERE name = 'raw_drain' AND state = 'completed'`);
     if (rows[0].n >= count) break;

@@ -93,7 +93,13 @@ test('the keeper analyzes tables that were never analyzed or outgrew their stati
 
   // Steady state: fewer changes than the table holds are autovacuum's business.
   await query(url, `UPDATE hookrelay.webhooks SET attempts = 1 WHERE id IN (SELECT 'wh_' || g FROM generate_series(1, 2000) g)`);
-  await new Promise((r) => setTimeout(r, 500));
+  // Once the 2,000 changes are counted, so that the look below sees them.
+  let counted = 0;
+  for (let i = 0; i < 50 && counted < 2000; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 100));
+    counted = (await query(url, `SELECT n_mod_since_analyze::int AS n FROM pg_stat_all_tables WHERE relid = 'hookrelay.webhooks'::regclass`))[0]!.n;
+  }
+  t.is(counted, 2000);
   t.deepEqual(await k.check(), []);
 });
 
