@@ -21,8 +21,10 @@ export function createCursorCodec(key: Buffer, kind: string): CursorCodec {
     },
     decode(cursor) {
       const [data, sig, extra] = cursor.split('.');
-      const given = Buffer.from(sig ?? '', 'base64url');
-      const expected = data ? mac(data) : Buffer.alloc(16);
+      // The signature's text is compared, not its decoded bytes: base64url's last character of
+      // 16 bytes carries 4 unused bits, so a changed character could decode to the same MAC.
+      const given = Buffer.from(sig ?? '');
+      const expected = Buffer.from(data ? mac(data).toString('base64url') : '');
       if (!data || extra !== undefined || given.length !== expected.length || !timingSafeEqual(given, expected)) {
         throw badField('cursor', 'is not a cursor this API gave out (was it changed, or taken from another list?)', 'invalid_cursor');
       }
