@@ -59,11 +59,13 @@ export async function recordAttempt(db: Db, boss: PgBoss, rec: AttemptRecord): P
 }
 
 /**
- * `recordAttempt` for many attempts at once, in ONE transaction with a fixed number of
- * statements whatever the count: one UPDATE of the webhooks (from arrays, guarded by the
- * attempt count as above), one multi-row INSERT of attempts, one of dead letters, one insert
- * of next jobs, one completion of every job, and per endpoint one locked read and one update
- * of its health row. Answers in the order of `recs`.
+ * `recordAttempt` for many attempts at once, in ONE transaction of five statements whatever
+ * the count (six when some attempts scheduled a retry): the completion of every job; one
+ * statement that updates the webhooks (from arrays, guarded by the attempt count as above),
+ * inserts the attempts and dead letters of those it updated, and locks their endpoints' health
+ * rows (settleAndLock); the next jobs; one update of the health rows; COMMIT. Answers in the
+ * order of `recs`. At one attempt per transaction, which is how a worker records at a few
+ * hundred webhooks/s, every statement saved is a round trip of the service and of PostgreSQL.
  *
  * Each webhook may appear once (the caller splits duplicates across calls). Health rows are
  * locked in endpoint id order, so two batches touching the same endpoints cannot deadlock on
@@ -81,31 +83,18 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
       const lastError = outcome.kind === 'delivered' ? null : outcome.kind === 'dead' ? `${result.error} (${outcome.detail})` : result.error;
       return { rec, status, lastError };
     });
-    const sorted = [...rows].sort((a, b) => (a.rec.webhookId < b.rec.webhookId ? -1 : a.rec.webhookId > b.rec.webhookId ? 1 : 0));
-    const updated = await settleWebhooks(sorted, now).execute(trx);
-    const won = new Set(updated.rows.map((r) => r.id));
-    const live = rows.filter((r) => won.has(r.rec.webhookId));
     const pgDb = fromKysely(trx);
+    // Stale jobs complete too: their attempt is recorded already, by another worker. First, so
+    // that the health rows locked next are held for as short a time as possible.
+    await boss.complete(DELIVERY_QUEUE, recs.map((r) => r.job), null, { db: pgDb });
 
-    if (live.length > 0) {
-      // From arrays, as the UPDATE above: ten parameters however many attempts, instead of a
-      // statement of ten per attempt for the builder to make and PostgreSQL to parse.
-      const attempts = live.map(({ rec }) => rec);
-      await sql`
-        INSERT INTO hookrelay.attempts (webhook_id, attempt, endpoint_id, started_at, duration_ms, status_code, outcome, error_class, error, response_body)
-        SELECT * FROM unnest(
-          ${attempts.map((r) => r.webhookId)}::text[],
-          ${attempts.map((r) => r.attempt)}::int[],
-          ${attempts.map((r) => r.endpointId)}::text[],
-          ${attempts.map((r) => r.startedAt.toISOString())}::timestamptz[],
-          ${attempts.map((r) => r.result.durationMs)}::int[],
-          ${attempts.map((r) => r.result.statusCode)}::int[],
-          ${attempts.map((r) => (r.result.ok ? 'success' : 'failure'))}::text[],
-          ${attempts.map((r) => r.result.errorClass)}::text[],
-          ${attempts.map((r) => r.result.error)}::text[],
-          ${attempts.map((r) => responseExcerpt(r.result.responseBody))}::text[]
-        )`.execute(trx);
-    }
+    const sorted = [...rows].sort((a, b) => (a.rec.webhookId < b.rec.webhookId ? -1 : a.rec.webhookId > b.rec.webhookId ? 1 : 0));
+    const { rows: locked } = await settleAndLock(sorted, now).execute(trx);
+    // Every endpoint has its health row (created with it); a missing one fails the batch.
+    if (locked.some((row) => row.endpoint_id === null)) throw new Error('recordAttempts: an endpoint has no health row');
+    const won = new Set(locked.flatMap((row) => row.settled_ids));
+    const live = rows.filter((r) => won.has(r.rec.webhookId));
+
     const retries = live.flatMap(({ rec }) => (rec.outcome.kind === 'retry' ? [{ rec, outcome: rec.outcome }] : []));
     if (retries.length > 0) {
       await boss.insert(DELIVERY_QUEUE, retries.map(({ rec, outcome }) => ({
@@ -115,27 +104,9 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
         group: { id: rec.endpointId },
       })), { db: pgDb });
     }
-    const dead = live.flatMap(({ rec, lastError }) => (rec.outcome.kind === 'dead' ? [{ rec, outcome: rec.outcome, lastError }] : []));
-    if (dead.length > 0) {
-      await trx
-        .insertInto('dead_letters')
-        .values(dead.map(({ rec, outcome, lastError }) => ({
-          id: newId('deadLetter'),
-          webhook_id: rec.webhookId,
-          endpoint_id: rec.endpointId,
-          reason: outcome.reason,
-          last_status_code: rec.result.statusCode,
-          last_error: lastError,
-          attempts: rec.attempt,
-        })))
-        .execute();
-    }
-    // Stale jobs complete too: their attempt is recorded already, by another worker.
-    await boss.complete(DELIVERY_QUEUE, recs.map((r) => r.job), null, { db: pgDb });
-
-    // Last, so the health rows are locked for as short a time as possible: attempts to one
-    // endpoint serialize here, and the counters stay exact. Within a batch an endpoint's
-    // attempts are applied in the order they were made, as consecutive transactions would.
+    // Attempts to one endpoint serialize on its health row, locked by settleAndLock, so the
+    // counters stay exact. Within a batch an endpoint's attempts are applied in the order they
+    // were made, as consecutive transactions would.
     const answers = new Map<AttemptRecord, Recorded>(recs.map((rec) => [rec, { status: 'stale', transition: null, disabled: null }]));
     const byEndpoint = new Map<string, AttemptRecord[]>();
     for (const { rec } of live) {
@@ -143,20 +114,10 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
       list.push(rec);
       byEndpoint.set(rec.endpointId, list);
     }
-    const endpointIds = [...byEndpoint.keys()].sort();
-    if (endpointIds.length === 0) return recs.map((rec) => answers.get(rec)!);
-    const healthRows = await trx
-      .selectFrom('endpoint_health')
-      .selectAll()
-      .where('endpoint_id', 'in', endpointIds)
-      .orderBy('endpoint_id')
-      .forUpdate()
-      .execute();
-    // Every endpoint has its health row (created with it); a missing one fails the batch.
-    if (healthRows.length !== endpointIds.length) throw new Error('recordAttempts: an endpoint has no health row');
+    if (locked.length === 0) return recs.map((rec) => answers.get(rec)!);
     const states: Array<{ endpoint_id: string } & ReturnType<typeof fromState>> = [];
     const disables: Array<[string, string]> = [];
-    for (const health of healthRows) {
+    for (const health of locked) {
       const attempts = byEndpoint.get(health.endpoint_id)!.sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
       let state = toState(health);
       let disabled: string | null = null;
@@ -213,7 +174,7 @@ export interface SettledWebhook {
  * keep the statement's parameter count fixed (seven) however large the batch.
  */
 export function settleWebhooks(rows: SettledWebhook[], now: Date) {
-  return sql<{ id: string }>`
+  return sql<{ id: string; endpoint_id: string }>`
       UPDATE hookrelay.webhooks AS w SET
         status = v.status,
         attempts = v.attempt,
@@ -233,7 +194,66 @@ export function settleWebhooks(rows: SettledWebhook[], now: Date) {
         ${rows.map((r) => r.lastError)}::text[]
       ) AS v(id, attempt, status, started_at, next_attempt_at, status_code, last_error)
       WHERE w.id = v.id AND w.attempts = v.attempt - 1 AND w.status IN ('pending', 'retrying')
-      RETURNING w.id`;
+      RETURNING w.id, w.endpoint_id`;
+}
+
+/** An endpoint's health row, locked, with the webhooks of the batch settled for it. */
+type LockedHealth = EndpointHealth & { settled_ids: string[] };
+
+/**
+ * One statement for the writes of a batch that need no decision of ours: the webhooks' new
+ * states (settleWebhooks, as a data-modifying CTE), the attempt rows and dead letters of the
+ * webhooks it updated (a stale attempt writes neither), and a FOR UPDATE lock, in endpoint id
+ * order, on the health rows of their endpoints, returned with the ids settled for each. One
+ * round trip where there were four; PostgreSQL runs the CTEs in one snapshot, and the lock
+ * reads the newest committed row as a statement of its own would. An endpoint without a
+ * health row comes back with `endpoint_id` null. Raw SQL for the same reason as settleWebhooks.
+ */
+export function settleAndLock(rows: Array<SettledWebhook & { rec: Pick<AttemptRecord, 'endpointId'> }>, now: Date) {
+  const attempts = rows.map((r) => r.rec);
+  const dead = rows.flatMap((r) => (r.rec.outcome.kind === 'dead' ? [{ ...r, reason: r.rec.outcome.reason }] : []));
+  // Dead letters are the rare case: the statement names their table only when there are some.
+  const deadLetters = dead.length === 0 ? sql`` : sql`, dead AS (
+        INSERT INTO hookrelay.dead_letters (id, webhook_id, endpoint_id, reason, last_status_code, last_error, attempts)
+        SELECT d.* FROM unnest(
+          ${dead.map(() => newId('deadLetter'))}::text[],
+          ${dead.map((r) => r.rec.webhookId)}::text[],
+          ${dead.map((r) => r.rec.endpointId)}::text[],
+          ${dead.map((r) => r.reason)}::text[],
+          ${dead.map((r) => r.rec.result.statusCode)}::int[],
+          ${dead.map((r) => r.lastError)}::text[],
+          ${dead.map((r) => r.rec.attempt)}::int[]
+        ) AS d(id, webhook_id, endpoint_id, reason, last_status_code, last_error, attempts)
+        WHERE d.webhook_id IN (SELECT id FROM settled)
+      )`;
+  return sql<LockedHealth>`
+      WITH settled AS (${settleWebhooks(rows, now)}),
+      attempt_rows AS (
+        INSERT INTO hookrelay.attempts (webhook_id, attempt, endpoint_id, started_at, duration_ms, status_code, outcome, error_class, error, response_body)
+        SELECT a.* FROM unnest(
+          ${attempts.map((r) => r.webhookId)}::text[],
+          ${attempts.map((r) => r.attempt)}::int[],
+          ${attempts.map((r) => r.endpointId)}::text[],
+          ${attempts.map((r) => r.startedAt.toISOString())}::timestamptz[],
+          ${attempts.map((r) => r.result.durationMs)}::int[],
+          ${attempts.map((r) => r.result.statusCode)}::int[],
+          ${attempts.map((r) => (r.result.ok ? 'success' : 'failure'))}::text[],
+          ${attempts.map((r) => r.result.errorClass)}::text[],
+          ${attempts.map((r) => r.result.error)}::text[],
+          ${attempts.map((r) => responseExcerpt(r.result.responseBody))}::text[]
+        ) AS a(webhook_id, attempt, endpoint_id, started_at, duration_ms, status_code, outcome, error_class, error, response_body)
+        WHERE a.webhook_id IN (SELECT id FROM settled)
+      )${deadLetters},
+      locked AS MATERIALIZED (
+        SELECT h.* FROM hookrelay.endpoint_health h
+         WHERE h.endpoint_id IN (SELECT endpoint_id FROM settled)
+         ORDER BY h.endpoint_id
+           FOR UPDATE OF h
+      )
+      SELECT l.*, s.ids AS settled_ids
+        FROM (SELECT endpoint_id, array_agg(id) AS ids FROM settled GROUP BY endpoint_id) s
+        LEFT JOIN locked l ON l.endpoint_id = s.endpoint_id
+       ORDER BY s.endpoint_id`;
 }
 
 export interface RecorderOptions {
