@@ -92,8 +92,8 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
     const { rows: locked } = await settleAndLock(sorted, now).execute(trx);
     // Every endpoint has its health row (created with it); a missing one fails the batch.
     if (locked.some((row) => row.endpoint_id === null)) throw new Error('recordAttempts: an endpoint has no health row');
-    const won = new Set(locked.flatMap((row) => row.settled_ids));
-    const live = rows.filter((r) => won.has(r.rec.webhookId));
+    const byWebhook = new Map(rows.map((r) => [r.rec.webhookId, r]));
+    const live = locked.flatMap((row) => row.settled_ids.map((id) => byWebhook.get(id)!));
 
     const retries = live.flatMap(({ rec }) => (rec.outcome.kind === 'retry' ? [{ rec, outcome: rec.outcome }] : []));
     if (retries.length > 0) {
@@ -108,17 +108,11 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
     // counters stay exact. Within a batch an endpoint's attempts are applied in the order they
     // were made, as consecutive transactions would.
     const answers = new Map<AttemptRecord, Recorded>(recs.map((rec) => [rec, { status: 'stale', transition: null, disabled: null }]));
-    const byEndpoint = new Map<string, AttemptRecord[]>();
-    for (const { rec } of live) {
-      const list = byEndpoint.get(rec.endpointId) ?? [];
-      list.push(rec);
-      byEndpoint.set(rec.endpointId, list);
-    }
     if (locked.length === 0) return recs.map((rec) => answers.get(rec)!);
     const states: Array<{ endpoint_id: string } & ReturnType<typeof fromState>> = [];
     const disables: Array<[string, string]> = [];
     for (const health of locked) {
-      const attempts = byEndpoint.get(health.endpoint_id)!.sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+      const attempts = health.settled_ids.map((id) => byWebhook.get(id)!.rec).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
       let state = toState(health);
       let disabled: string | null = null;
       for (const rec of attempts) {
