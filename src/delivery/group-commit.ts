@@ -1,10 +1,10 @@
-import type { Transaction } from 'kysely';
-import { fromKysely } from 'pg-boss';
+import type { Kysely, Transaction } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { Database, Endpoint } from '../db/schema.ts';
 import { endpointForUrl } from '../endpoints/store.ts';
 import { AppError, badField } from '../errors.ts';
 import { DELIVERY_QUEUE } from './queue.ts';
+import { writeWithJobs } from './with-jobs.ts';
 import { firstJob, liveEndpoint, resolvePolicy, submitWebhook, webhookRow, type Accepted, type SubmitDeps, type WebhookInput } from './submit.ts';
 
 /**
@@ -12,9 +12,10 @@ import { firstJob, liveEndpoint, resolvePolicy, submitWebhook, webhookRow, type 
  * can commit one by one (about 1.7k/s here); most of a commit is the WAL flush, which costs
  * the same for one row as for a hundred. So submissions that arrive while earlier commits
  * are in flight wait in a queue, and the next free slot writes all of them in ONE
- * transaction: one multi-row INSERT of webhooks, one `boss.insert()` of their jobs (and so
- * one NOTIFY), one COMMIT. Each caller is answered only after the COMMIT of its own batch,
- * so a 202 still means "committed".
+ * transaction: after the endpoints' read, one statement of every webhook and, through
+ * `boss.insert()`, every job (and so one NOTIFY), which as a statement of its own commits
+ * when it ends. Each caller is answered only after the commit of its own batch, so a 202
+ * still means "committed".
  *
  * There is no timer: a submission that finds a free slot is written at once, so a quiet
  * service adds no latency, and batches grow only as far as load makes them.
@@ -94,7 +95,7 @@ export function createGroupCommit(db: Db, deps: SubmitDeps, options: GroupCommit
     }
     let outcomes: Outcome[];
     try {
-      outcomes = await db.transaction().execute((trx) => writeBatch(trx, deps, batch.map((w) => w.input)));
+      outcomes = await writeBatch(db, deps, batch.map((w) => w.input));
     } catch (err) {
       // Without an answer from PostgreSQL (a connection lost, at COMMIT say) the batch may or
       // may not have committed: every caller gets the error, as one lone submission would,
@@ -151,20 +152,23 @@ function hasDuplicateKey(batch: Waiting[]): boolean {
 type Outcome = { accepted: Accepted } | { error: unknown };
 
 /**
- * Writes a batch through `trx`: endpoints looked up in one query per kind (id, url), first-seen
- * URLs registered, then one INSERT of every webhook and one insert of every job. Items with
- * bad input get their error as an outcome and write nothing; any thrown error is the batch's.
+ * Writes a batch through `db`: endpoints looked up in one query per kind (id, url), then one
+ * statement of every webhook and every job (src/delivery/with-jobs.ts). Through the pool
+ * that statement is the batch's transaction; a batch with a first-seen URL registers its
+ * endpoint and writes in one transaction instead, so a batch that fails leaves no endpoint.
+ * Items with bad input get their error as an outcome and write nothing; any thrown error is
+ * the batch's, and nothing of it is stored.
  */
-export async function writeBatch(trx: Transaction<Database>, deps: SubmitDeps, inputs: WebhookInput[]): Promise<Outcome[]> {
+export async function writeBatch(db: Kysely<Database>, deps: SubmitDeps, inputs: WebhookInput[]): Promise<Outcome[]> {
   const ids = [...new Set(inputs.flatMap((i) => (i.endpointId !== undefined ? [i.endpointId] : [])))];
   const urls = [...new Set(inputs.flatMap((i) => (i.endpointId === undefined && i.url !== undefined ? [i.url] : [])))];
   const byId = new Map<string, Endpoint>();
   const byUrl = new Map<string, Endpoint>();
   if (ids.length > 0) {
-    for (const e of await trx.selectFrom('endpoints').selectAll().where('id', 'in', ids).execute()) byId.set(e.id, e);
+    for (const e of await db.selectFrom('endpoints').selectAll().where('id', 'in', ids).execute()) byId.set(e.id, e);
   }
   if (urls.length > 0) {
-    for (const e of await trx.selectFrom('endpoints').selectAll().where('url', 'in', urls).where('deleted_at', 'is', null).execute()) byUrl.set(e.url, e);
+    for (const e of await db.selectFrom('endpoints').selectAll().where('url', 'in', urls).where('deleted_at', 'is', null).execute()) byUrl.set(e.url, e);
   }
 
   const refuse = (error: unknown): Outcome => ({ error });
@@ -186,20 +190,25 @@ export async function writeBatch(trx: Transaction<Database>, deps: SubmitDeps, i
     }
   });
 
-  // First-seen URLs, one by one: rare, and endpointForUrl already handles two first
-  // submissions racing from different batches. In sorted order, as the keys below, so two
-  // batches wait for each other's locks in one order and never deadlock.
-  for (const url of [...urls].sort()) {
-    if (byUrl.has(url)) continue;
-    if (!inputs.some((input, i) => outcomes[i] === undefined && input.endpointId === undefined && input.url === url)) continue;
-    byUrl.set(url, await endpointForUrl(trx, deps.keyring, url));
-  }
+  // First-seen URLs, in sorted order as the keys below, so two batches wait for each other's
+  // locks in one order and never deadlock. Registered one by one: rare, and endpointForUrl
+  // already handles two first submissions racing from different batches.
+  const firstSeen = [...urls].sort().filter((url) => !byUrl.has(url) && inputs.some((input, i) => outcomes[i] === undefined && input.endpointId === undefined && input.url === url));
+  const write = async (trx: Kysely<Database>) => {
+    for (const url of firstSeen) byUrl.set(url, await endpointForUrl(trx as Transaction<Database>, deps.keyring, url));
+    return insertBatch(trx, deps, inputs, outcomes, (input) => (input.endpointId !== undefined ? byId.get(input.endpointId)! : byUrl.get(input.url!)!));
+  };
+  if (firstSeen.length === 0 || db.isTransaction) return write(db);
+  return db.transaction().execute(write);
+}
 
+/** The webhooks and jobs of the items not yet refused, in one statement through `db`. */
+async function insertBatch(db: Kysely<Database>, deps: SubmitDeps, inputs: WebhookInput[], outcomes: (Outcome | undefined)[], endpointOf: (input: WebhookInput) => Endpoint): Promise<Outcome[]> {
   const now = new Date();
   const rows: ReturnType<typeof webhookRow>[] = [];
   inputs.forEach((input, i) => {
     if (outcomes[i] !== undefined) return;
-    const endpoint = input.endpointId !== undefined ? byId.get(input.endpointId)! : byUrl.get(input.url!)!;
+    const endpoint = endpointOf(input);
     try {
       // Again with the endpoint as found: one registered meanwhile by someone else may carry a policy.
       const policy = resolvePolicy(deps.retryDefaults, endpoint.retry_policy, input.retryPolicy);
@@ -207,14 +216,15 @@ export async function writeBatch(trx: Transaction<Database>, deps: SubmitDeps, i
       rows.push(row);
       outcomes[i] = { accepted: { id: row.id, endpointId: endpoint.id, status: row.status, replayed: false } };
     } catch (err) {
-      if (err instanceof AppError) outcomes[i] = refuse(err);
+      if (err instanceof AppError) outcomes[i] = { error: err };
       else throw err;
     }
   });
 
   rows.sort((a, b) => ((a.idempotency_key ?? '') < (b.idempotency_key ?? '') ? -1 : (a.idempotency_key ?? '') > (b.idempotency_key ?? '') ? 1 : 0));
-  if (rows.length > 0) await trx.insertInto('webhooks').values(rows).execute();
+  const insert = db.insertInto('webhooks').values(rows);
   const jobs = rows.filter((r) => r.status === 'pending').map((r) => firstJob(r.id, r.endpoint_id));
-  if (jobs.length > 0) await deps.boss.insert(DELIVERY_QUEUE, jobs, { db: fromKysely(trx) });
+  if (jobs.length > 0) await writeWithJobs(db, insert.compile(), (jobDb) => deps.boss.insert(DELIVERY_QUEUE, jobs, { db: jobDb }));
+  else if (rows.length > 0) await insert.execute();
   return outcomes as Outcome[];
 }

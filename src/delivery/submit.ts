@@ -1,15 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
-import { fromKysely, type PgBoss } from 'pg-boss';
+import type { Kysely, Transaction } from 'kysely';
+import type { PgBoss } from 'pg-boss';
 import type { RetryPolicy } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Database, Endpoint, NewWebhook } from '../db/schema.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
 import type { Keyring } from '../endpoints/keyring.ts';
-import { endpointForUrl, getEndpoint } from '../endpoints/store.ts';
+import { endpointForUrl, getEndpoint, liveEndpointForUrl } from '../endpoints/store.ts';
 import { AppError, badField, fieldError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
+import { writeWithJobs } from './with-jobs.ts';
 
 /**
  * Submission: the webhook row and the job for its first attempt are written in ONE
@@ -74,12 +75,24 @@ export async function enqueueWebhook(trx: Transaction<Database>, deps: SubmitDep
   } else {
     throw badField('url', 'is required (or endpointId)');
   }
+  return writeWebhook(trx, deps, endpoint, input);
+}
+
+/**
+ * The webhook row and its first job, written in one statement (src/delivery/with-jobs.ts)
+ * through `db`: the caller's transaction, or the pool, where the statement is its own
+ * transaction. A held webhook (disabled endpoint) has no job and is one INSERT.
+ */
+async function writeWebhook(db: Kysely<Database>, deps: SubmitDeps, endpoint: Endpoint, input: WebhookInput): Promise<Omit<Accepted, 'replayed'>> {
   const retryPolicy = resolvePolicy(deps.retryDefaults, endpoint.retry_policy, input.retryPolicy);
   const row = webhookRow(endpoint, input, retryPolicy, new Date());
-  await trx.insertInto('webhooks').values(row).execute();
-  if (row.status === 'held') return { id: row.id, endpointId: endpoint.id, status: 'held' };
+  const insert = db.insertInto('webhooks').values(row);
+  if (row.status === 'held') {
+    await insert.execute();
+    return { id: row.id, endpointId: endpoint.id, status: 'held' };
+  }
   const job = firstJob(row.id, endpoint.id);
-  await deps.boss.send(DELIVERY_QUEUE, job.data, { db: fromKysely(trx), id: job.id, group: job.group });
+  await writeWithJobs(db, insert.compile(), (jobDb) => deps.boss.send(DELIVERY_QUEUE, job.data, { db: jobDb, id: job.id, group: job.group }));
   return { id: row.id, endpointId: endpoint.id, status: 'pending' };
 }
 
@@ -123,9 +136,21 @@ export function firstJob(webhookId: string, endpointId: string): { id: string; d
   return { id: randomUUID(), data: { webhookId, attempt: 1 }, group: { id: endpointId } };
 }
 
+/**
+ * One submission on its own. Its endpoint is read first; then the webhook and its job are
+ * one statement, with no BEGIN or COMMIT around it. Reading the endpoint outside the insert's
+ * transaction changes nothing: inside it, at READ COMMITTED and without a lock, the read would
+ * not keep the endpoint from being disabled or deleted before the commit either, and the
+ * worker holds a webhook whose endpoint it finds disabled or deleted (src/delivery/worker.ts).
+ * A URL seen for the first time registers its endpoint, so that submission is one transaction,
+ * as enqueueWebhook: refused, it leaves no endpoint behind.
+ */
 export async function submitWebhook(db: Db, deps: SubmitDeps, input: WebhookInput): Promise<Accepted> {
   try {
-    const accepted = await db.transaction().execute((trx) => enqueueWebhook(trx, deps, input));
+    let accepted: Omit<Accepted, 'replayed'>;
+    const endpoint = await existingEndpoint(db, input);
+    if (endpoint) accepted = await writeWebhook(db, deps, endpoint, input);
+    else accepted = await db.transaction().execute((trx) => enqueueWebhook(trx, deps, input));
     return { ...accepted, replayed: false };
   } catch (err) {
     // The same key arriving twice at once: the second insert waited for the first commit and
@@ -135,6 +160,13 @@ export async function submitWebhook(db: Db, deps: SubmitDeps, input: WebhookInpu
     }
     throw err;
   }
+}
+
+/** The endpoint a submission names, or undefined for a URL that has no live endpoint yet. */
+async function existingEndpoint(db: Db, input: WebhookInput): Promise<Endpoint | undefined> {
+  if (input.endpointId !== undefined) return liveEndpoint(input.endpointId, await getEndpoint(db, input.endpointId));
+  if (input.url !== undefined) return liveEndpointForUrl(db, input.url);
+  throw badField('url', 'is required (or endpointId)');
 }
 
 /** The earlier answer for a reused Idempotency-Key, or 409 when the request differs. */

@@ -82,7 +82,7 @@ export async function createEndpoint(db: Db, keyring: Keyring, input: EndpointIn
  * insert waits for the winner's commit, does nothing, and the second read finds the row.
  */
 export async function endpointForUrl(trx: Transaction<Database>, keyring: Keyring, url: string): Promise<Endpoint> {
-  const found = await trx.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirst();
+  const found = await liveEndpointForUrl(trx, url);
   if (found) return found;
   const id = newId('endpoint');
   const inserted = await trx
@@ -96,6 +96,11 @@ export async function endpointForUrl(trx: Transaction<Database>, keyring: Keyrin
     return inserted;
   }
   return trx.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
+}
+
+/** The live (not deleted) endpoint for `url`, if there is one. */
+export async function liveEndpointForUrl(db: Executor, url: string): Promise<Endpoint | undefined> {
+  return db.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirst();
 }
 
 /** An endpoint by id, deleted ones included (their history stays readable). */

@@ -1,16 +1,15 @@
 import test, { type ExecutionContext } from 'ava';
-import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { RetryPolicy } from '../../src/config.ts';
 import type { Db } from '../../src/db/database.ts';
-import { QUEUE_SCHEMA } from '../../src/db/database.ts';
+import { createDb, QUEUE_SCHEMA } from '../../src/db/database.ts';
 import { createGroupCommit } from '../../src/delivery/group-commit.ts';
 import { startQueue } from '../../src/delivery/queue.ts';
 import { submitWebhook, type SubmitDeps, type WebhookInput } from '../../src/delivery/submit.ts';
 import type { AppError } from '../../src/errors.ts';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { createEndpoint, deleteEndpoint } from '../../src/endpoints/store.ts';
-import { freshDb, query, silentLog } from '../helpers/db.ts';
+import { freshDb, listenToQueue, query, recordStatements, silentLog } from '../helpers/db.ts';
 import { startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
 
 /**
@@ -74,6 +73,24 @@ test.serial('submissions made together are written in one batch; each is committ
   // All 60 arrived in one tick: one endpoint registered, one batch.
   t.is(new Set(answers.map((a) => a.accepted.endpointId)).size, 1);
   t.like(gc.stats(), { batches: 1, items: 60, fallbacks: 0, largestBatch: 60 });
+});
+
+test.serial('a batch to known endpoints is three statements: endpoints by id, by URL, then every webhook and job in one', async (t) => {
+  const { url, deps } = await setup(t);
+  const handle = createDb(url, { max: 1 });
+  t.teardown(() => handle.close());
+  const statements = recordStatements(handle);
+  const gc = createGroupCommit(handle.db, deps);
+  const [known] = await Promise.all([gc.submit(input(0)), gc.submit(input(1, { url: 'https://other.example.com/' }))]);
+  statements.length = 0;
+  const batch = [...Array.from({ length: 20 }, (_, n) => input(n)), input(20, { url: undefined, endpointId: known!.endpointId })];
+  const answers = await Promise.all(batch.map((i) => gc.submit(i)));
+  t.is(statements.length, 3, statements.join('\n---\n'));
+  t.regex(statements[2]!, /^WITH hookrelay_rows AS \(insert into "hookrelay"\."webhooks"[\s\S]*INSERT INTO hookrelay_queue\./);
+  const jobs = await jobsByWebhook(url);
+  for (const accepted of answers) t.deepEqual(jobs.get(accepted.id), [{ attempt: 1, groupedByEndpoint: true }]);
+  t.is(await countWebhooks(url), 23);
+  t.like(gc.stats(), { batches: 2, items: 23, fallbacks: 0 });
 });
 
 test.serial('batches hold at most maxBatch submissions and at most maxInFlight commit at once', async (t) => {
@@ -198,25 +215,11 @@ test.serial('a key another transaction already committed rolls the batch back; e
 
 test.serial('a batch sends one NOTIFY for all its jobs', async (t) => {
   const { url, db, deps } = await setup(t);
-  const listener = new pg.Client({ connectionString: url });
-  await listener.connect();
-  t.teardown(() => listener.end());
-  const [{ channel }] = (await listener.query(`SELECT 'pgboss_' || left(encode(sha224($1::bytea), 'hex'), 24) AS channel`, [QUEUE_SCHEMA])).rows;
-  const heard: string[] = [];
-  const marker = new Promise<void>((resolve) => {
-    listener.on('notification', (n) => {
-      if (n.payload === 'end-of-test') resolve();
-      else heard.push(n.payload ?? '');
-    });
-  });
-  await listener.query(`LISTEN "${channel}"`);
+  const heard = await listenToQueue(t, url);
   const gc = createGroupCommit(db, deps);
   await Promise.all(Array.from({ length: 40 }, (_, n) => gc.submit(input(n))));
   t.is(gc.stats().batches, 1);
-  // Notifications arrive in commit order: once the marker is heard, the batch's are in.
-  await query(url, `SELECT pg_notify($1, 'end-of-test')`, [channel]);
-  await marker;
-  t.deepEqual(heard, ['deliveries']);
+  t.deepEqual(await heard(), ['deliveries']);
 });
 
 test.serial('over HTTP: concurrent POST /api/v1/webhooks/deliver are each answered 202 with their own committed webhook', async (t) => {

@@ -7,7 +7,7 @@ import { recordAttempts, type AttemptRecord, type Outcome } from '../../src/deli
 import { DELIVERY_QUEUE } from '../../src/delivery/queue.ts';
 import type { SendResult } from '../../src/delivery/send.ts';
 import { fetchDeliveries } from '../../src/delivery/worker.ts';
-import { query } from '../helpers/db.ts';
+import { query, recordStatements } from '../helpers/db.ts';
 import { startTestService, TEST_MASTER_KEY, type TestService } from '../helpers/service.ts';
 
 /**
@@ -53,20 +53,7 @@ async function setUp(t: ExecutionContext, perEndpoint: number) {
   // A pool of the test's own whose statements are counted, as PostgreSQL receives them.
   const handle = createDb(svc.dbUrl, { max: 1 });
   t.teardown(() => handle.close());
-  const statements: string[] = [];
-  const connect = handle.pool.connect.bind(handle.pool) as () => Promise<any>;
-  (handle.pool as any).connect = async () => {
-    const client = await connect();
-    if (!client.counted) {
-      const q = client.query.bind(client);
-      client.query = (text: unknown, ...rest: unknown[]) => {
-        statements.push(typeof text === 'string' ? text : (text as { text: string }).text);
-        return q(text, ...rest);
-      };
-      client.counted = true;
-    }
-    return client;
-  };
+  const statements = recordStatements(handle);
   return { svc, endpoints, record, db: handle.db, statements };
 }
 

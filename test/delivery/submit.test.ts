@@ -2,13 +2,13 @@ import test, { type ExecutionContext } from 'ava';
 import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { RetryPolicy } from '../../src/config.ts';
-import type { Db } from '../../src/db/database.ts';
+import { createDb, type Db } from '../../src/db/database.ts';
 import { startQueue } from '../../src/delivery/queue.ts';
 import { enqueueWebhook, submitWebhook, type SubmitDeps, type WebhookInput } from '../../src/delivery/submit.ts';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { currentKey } from '../../src/endpoints/keys.ts';
 import { createEndpoint, deleteEndpoint } from '../../src/endpoints/store.ts';
-import { freshDb, query, silentLog } from '../helpers/db.ts';
+import { freshDb, listenToQueue, query, recordStatements, silentLog } from '../helpers/db.ts';
 import { TEST_MASTER_KEY } from '../helpers/service.ts';
 
 /**
@@ -275,4 +275,104 @@ test.serial('neither url nor endpointId is 400', async (t) => {
   const err = await t.throwsAsync(submitWebhook(db, deps, input({ url: undefined })));
   t.is((err as { status?: number }).status, 400);
   t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
+});
+
+/** A handle of one connection whose statements are recorded, for the round-trip counts below. */
+function recordedDb(t: ExecutionContext, url: string): { db: Db; statements: string[] } {
+  const handle = createDb(url, { max: 1 });
+  t.teardown(() => handle.close());
+  return { db: handle.db, statements: recordStatements(handle) };
+}
+
+const firstWord = (statement: string) => statement.trim().split(/\s+/)[0]!.toUpperCase();
+
+test.serial('a lone submission to a known endpoint is two statements: the endpoint read, then webhook, job and NOTIFY in one', async (t) => {
+  const { url, deps } = await setup(t);
+  const { db, statements } = recordedDb(t, url);
+  const heard = await listenToQueue(t, url);
+  const registered = await submitWebhook(db, deps, input());
+  statements.length = 0;
+
+  const byUrl = await submitWebhook(db, deps, input({ headers: { 'X-Tenant': 'by-url' } }));
+  t.deepEqual(statements.map(firstWord), ['SELECT', 'WITH'], statements.join('\n---\n'));
+  t.regex(statements[1]!, /^WITH hookrelay_rows AS \(insert into "hookrelay"\."webhooks"[\s\S]*INSERT INTO hookrelay_queue\.[\s\S]*pg_notify/);
+  const byId = await submitWebhook(db, deps, input({ url: undefined, endpointId: registered.endpointId, headers: { 'X-Tenant': 'by-id' } }));
+  t.is(statements.length, 4);
+
+  t.deepEqual(await heard(), ['deliveries', 'deliveries', 'deliveries'], 'each commit woke the workers once');
+  for (const [accepted, tenant] of [[byUrl, 'by-url'], [byId, 'by-id']] as const) {
+    t.is(accepted.endpointId, registered.endpointId);
+    const [webhook] = await query(url, 'SELECT status, headers, retry_policy, next_attempt_at IS NOT NULL AS due FROM hookrelay.webhooks WHERE id = $1', [accepted.id]);
+    t.deepEqual(webhook, { status: 'pending', headers: { 'X-Tenant': tenant }, retry_policy: POLICY, due: true });
+    const jobs = await query(url, `SELECT state, data, group_id FROM hookrelay_queue.job WHERE data->>'webhookId' = $1`, [accepted.id]);
+    t.deepEqual(jobs, [{ state: 'created', data: { webhookId: accepted.id, attempt: 1 }, group_id: registered.endpointId }]);
+  }
+});
+
+test.serial('a lone submission to a disabled endpoint is held in one INSERT; a first-seen URL registers its endpoint in a transaction', async (t) => {
+  const { url, deps } = await setup(t);
+  const { db, statements } = recordedDb(t, url);
+  const disabled = await createEndpoint(db, deps.keyring, { url: 'https://paused.example.com/hook', enabled: false });
+  statements.length = 0;
+  const held = await submitWebhook(db, deps, input({ url: undefined, endpointId: disabled.id }));
+  t.is(held.status, 'held');
+  t.deepEqual(statements.map(firstWord), ['SELECT', 'INSERT']);
+  t.deepEqual(await query(url, `SELECT count(*)::int AS n FROM hookrelay_queue.job WHERE data->>'webhookId' = $1`, [held.id]), [{ n: 0 }]);
+
+  statements.length = 0;
+  const first = await submitWebhook(db, deps, input({ url: 'https://new.example.com/hook' }));
+  t.is(first.status, 'pending');
+  // Missed outside, then in the transaction: read again, endpoint, its key, webhook with job.
+  t.deepEqual(statements.map(firstWord), ['SELECT', 'BEGIN', 'SELECT', 'INSERT', 'INSERT', 'WITH', 'COMMIT'], statements.join('\n---\n'));
+  t.deepEqual(await tableCounts(url), { webhooks: 2, endpoints: 2, keys: 2, jobs: 1, orders: 0 });
+});
+
+test.serial('a job insert that fails takes its webhook down with it: the one statement is all or nothing', async (t) => {
+  const { url, db, boss, deps } = await setup(t);
+  await submitWebhook(db, deps, input());
+  const failing = new Proxy(boss, {
+    get(target, prop, receiver) {
+      if (prop !== 'send') return Reflect.get(target, prop, receiver);
+      // The job's JSON spoiled on its way to the database: PostgreSQL refuses the statement.
+      return (name: string, data: object, options: { db: { executeSql(text: string, values?: unknown[]): Promise<{ rows: any[] }> } }) =>
+        target.send(name, data, { ...options, db: { executeSql: (text, values = []) => options.db.executeSql(text, values.map(() => '{not json')) } });
+    },
+  });
+  const err = await t.throwsAsync(submitWebhook(db, { ...deps, boss: failing }, input({ idempotencyKey: 'spoiled', requestHash: Buffer.alloc(32, 3) })));
+  t.is((err as { code?: string }).code, '22P02');
+  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, keys: 1, jobs: 1, orders: 0 });
+});
+
+test.serial('a job insert of a shape it cannot join is written apart, in a transaction, with its webhook', async (t) => {
+  const { url, boss, deps } = await setup(t);
+  const { db, statements } = recordedDb(t, url);
+  await submitWebhook(db, deps, input());
+  let failApart = false;
+  let calls = 0;
+  const commented = new Proxy(boss, {
+    get(target, prop, receiver) {
+      if (prop !== 'send') return Reflect.get(target, prop, receiver);
+      // A leading comment is a shape with-jobs.ts does not know.
+      return (name: string, data: object, options: { db: { executeSql(text: string, values?: unknown[]): Promise<{ rows: any[] }> } }) =>
+        target.send(name, data, { ...options, db: { executeSql: (text, values) => {
+          // The first call is the joined statement's; the second, the job insert written apart.
+          calls += 1;
+          if (failApart && calls === 2) return Promise.reject(new Boom('job insert failed'));
+          return options.db.executeSql(`/* queued */ ${text}`, values);
+        } } });
+    },
+  });
+  statements.length = 0;
+  const accepted = await submitWebhook(db, { ...deps, boss: commented }, input());
+  t.deepEqual(statements.map(firstWord), ['SELECT', 'BEGIN', 'INSERT', '/*', 'COMMIT'], statements.join('\n---\n'));
+  t.deepEqual(await query(url, `SELECT count(*)::int AS n FROM hookrelay_queue.job WHERE data->>'webhookId' = $1`, [accepted.id]), [{ n: 1 }]);
+
+  t.is(calls, 2);
+
+  failApart = true;
+  calls = 0;
+  statements.length = 0;
+  await t.throwsAsync(submitWebhook(db, { ...deps, boss: commented }, input()), { instanceOf: Boom });
+  t.deepEqual(statements.map(firstWord), ['SELECT', 'BEGIN', 'INSERT', 'ROLLBACK'], statements.join('\n---\n'));
+  t.deepEqual(await tableCounts(url), { webhooks: 2, endpoints: 1, keys: 1, jobs: 2, orders: 0 }, 'the webhook written apart rolled back with its failed job');
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { ExecutionContext } from 'ava';
-import { createDb, type DbHandle } from '../../src/db/database.ts';
+import { createDb, QUEUE_SCHEMA, type DbHandle } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createLogger } from '../../src/log.ts';
 
@@ -51,6 +51,54 @@ export async function freshDb(t: ExecutionContext): Promise<{ url: string; handl
   const handle = createDb(url, { max: 4 });
   t.teardown(() => handle.close());
   return { url, handle };
+}
+
+/**
+ * Every statement `handle`'s pool sends from now on, in order, as PostgreSQL receives them:
+ * for tests that fix how many round trips a write takes.
+ */
+export function recordStatements(handle: DbHandle): string[] {
+  const statements: string[] = [];
+  const connect = handle.pool.connect.bind(handle.pool) as () => Promise<any>;
+  (handle.pool as any).connect = async () => {
+    const client = await connect();
+    if (!client.recorded) {
+      const send = client.query.bind(client);
+      client.query = (text: unknown, ...rest: unknown[]) => {
+        statements.push(typeof text === 'string' ? text : (text as { text: string }).text);
+        return send(text, ...rest);
+      };
+      client.recorded = true;
+    }
+    return client;
+  };
+  return statements;
+}
+
+/**
+ * Listens to the queue's NOTIFY channel (pg-boss's, for the hookrelay_queue schema) and
+ * returns a function that answers, once every notification committed before it was called
+ * has arrived, the payloads heard so far (a marker sent on the channel closes the wait:
+ * notifications arrive in commit order).
+ */
+export async function listenToQueue(t: ExecutionContext, url: string): Promise<() => Promise<string[]>> {
+  const listener = new pg.Client({ connectionString: url });
+  await listener.connect();
+  t.teardown(() => listener.end());
+  const [{ channel }] = (await listener.query(`SELECT 'pgboss_' || left(encode(sha224($1::bytea), 'hex'), 24) AS channel`, [QUEUE_SCHEMA])).rows;
+  const heard: string[] = [];
+  let marked: () => void = () => {};
+  listener.on('notification', (n) => {
+    if (n.payload === 'end-of-test') marked();
+    else heard.push(n.payload ?? '');
+  });
+  await listener.query(`LISTEN "${channel}"`);
+  return async () => {
+    const marker = new Promise<void>((resolve) => { marked = resolve; });
+    await query(url, `SELECT pg_notify($1, 'end-of-test')`, [channel]);
+    await marker;
+    return [...heard];
+  };
 }
 
 /** Runs one query on its own connection: what an operator would see with psql. */
