@@ -67,6 +67,8 @@ const t0 = performance.now();
 // This process's CPU from its first request to its last answer (warm-up included).
 const cpuAtStart = process.cpuUsage();
 measuredFrom = t0 + warmupMs;
+// Told to the parent as the measured window opens, so it can measure other processes over it.
+setTimeout(() => process.stdout.write('{"warm":true}\n'), mode === 'count' ? 0 : warmupMs);
 if (mode === 'concurrency') {
   const end = t0 + warmupMs + durationMs;
   await Promise.all(Array.from({ length: connections }, async () => {

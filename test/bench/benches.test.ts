@@ -88,6 +88,8 @@ test.serial('bench:queue-latency at a low rate: every webhook reaches the receiv
   t.true(Number.isInteger(measurement.negativeLatencies) && measurement.negativeLatencies >= 0, JSON.stringify(measurement));
   for (const delay of [measurement.loadGeneratorEventLoopDelayMs, measurement.receiverEventLoopDelayMs]) t.true(delay.p99 >= 0 && delay.max >= delay.p99, JSON.stringify(measurement));
   t.true(out.hookrelay.cpu.percentOfOneCore >= 0);
+  // Measured after the warm-up, and from the load's start beside it.
+  t.true(out.hookrelay.cpu.msPerWebhook > 0 && out.hookrelay.cpuWithWarmup.msPerWebhook > 0, JSON.stringify(out.hookrelay));
   t.true(out.hookrelay.peakRssMb > 10);
   t.is(out.raw.missing, 0);
   t.true(isLatency(out.raw.latencyMs));
