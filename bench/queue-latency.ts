@@ -15,7 +15,7 @@
  * and the worker run as two processes (CPU is their sum, RSS the larger of the two).
  */
 
-import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, processCpuMs, ratio, report, round, runChild, scalar, serviceSettingsFromEnv, startChild, startReceiver, startService, summarize, until } from './lib.ts';
+import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, postgresCpu, processCpuMs, ratio, report, round, runChild, scalar, serviceSettingsFromEnv, startChild, startReceiver, startService, summarize, until } from './lib.ts';
 import pg from 'pg';
 
 const args = parseArgs();
@@ -40,29 +40,37 @@ try {
     // answer), as steady-state CPU at the rate; the figure with the warm-up is kept beside it.
     const pids = [service.child.pid, ...(worker ? [worker.child.pid] : [])];
     const cpuNow = () => pids.reduce((sum, pid) => sum + (processCpuMs(pid) ?? 0), 0);
-    const loadStarted = { at: performance.now(), cpuMs: cpuNow() };
+    // PostgreSQL's CPU over the same window, when the server is a local process we can read.
+    const postgres = await postgresCpu(db.url);
+    type Mark = { at: number; cpuMs: number; postgresMs?: number | undefined };
+    const loadStarted: Mark = { at: performance.now(), cpuMs: cpuNow() };
     const loadChild = startChild(`${BENCH_DIR}load.ts`, [
       '--service', service.url, '--token', BENCH_TOKEN, '--receiver', receiver.url, '--mode', 'rate', '--rate', String(rate),
       '--duration', String(durationMs), '--warmup', String(warmupMs), '--endpoints', String(endpoints), '--connections', '64', '--record',
     ]);
     let load;
-    let warm;
+    let warm: Mark;
     try {
       await loadChild.line('warm', 120_000);
-      warm = { at: performance.now(), cpuMs: cpuNow() };
+      warm = { at: performance.now(), cpuMs: cpuNow(), postgresMs: postgres?.cpuMs() };
       load = (await loadChild.line('result', 600_000)).result;
     } finally {
       await loadChild.stop(2_000);
     }
-    const end = { at: performance.now(), cpuMs: cpuNow() };
-    const cpuOver = (from: { at: number; cpuMs: number }, webhooks: number) => {
+    const end: Mark = { at: performance.now(), cpuMs: cpuNow(), postgresMs: postgres?.cpuMs() };
+    const cpuOver = (from: Mark, webhooks: number) => {
       const percent = (100 * (end.cpuMs - from.cpuMs)) / Math.max(1, end.at - from.at);
       // CPU time per webhook (accepted and delivered): unlike a percentage it does not depend
       // on whether the machine let the service keep up with the rate.
       const msPerWebhook = (end.cpuMs - from.cpuMs) / Math.max(1, webhooks);
       return { percentOfOneCore: round(percent, 1), percentOfMachine: round(percent / 2, 1), msPerWebhook: round(msPerWebhook, 3), percentOfOneCoreAtRate: round((msPerWebhook * rate) / 10, 1) };
     };
-    const cpu = cpuOver(warm, load.latencyMs.count);
+    const cpu = {
+      ...cpuOver(warm, load.latencyMs.count),
+      // The server's CPU per webhook over the same window (all of its processes; null when it
+      // is not a local process): what the statements of a webhook cost on the other side.
+      postgresMsPerWebhook: warm.postgresMs !== undefined && end.postgresMs !== undefined ? round((end.postgresMs - warm.postgresMs) / Math.max(1, load.latencyMs.count), 3) : null,
+    };
     const cpuWithWarmup = cpuOver(loadStarted, load.accepted);
     const recorded = load.recorded as Array<[string, number]>;
     await until(async () => (await receiver.stats()).distinctIds >= load.accepted, 30_000);

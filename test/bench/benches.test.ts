@@ -90,6 +90,8 @@ test.serial('bench:queue-latency at a low rate: every webhook reaches the receiv
   t.true(out.hookrelay.cpu.percentOfOneCore >= 0);
   // Measured after the warm-up, and from the load's start beside it.
   t.true(out.hookrelay.cpu.msPerWebhook > 0 && out.hookrelay.cpuWithWarmup.msPerWebhook > 0, JSON.stringify(out.hookrelay));
+  // PostgreSQL's CPU per webhook over the same window, where the server is a local process (null otherwise).
+  t.true(out.hookrelay.cpu.postgresMsPerWebhook === null || out.hookrelay.cpu.postgresMsPerWebhook >= 0, JSON.stringify(out.hookrelay.cpu));
   t.true(out.hookrelay.peakRssMb > 10);
   t.is(out.raw.missing, 0);
   t.true(isLatency(out.raw.latencyMs));
