@@ -246,6 +246,12 @@ test.serial('a resolved policy whose maxDelayMs is below its baseDelayMs is 400 
   const err = await t.throwsAsync(submitWebhook(db, deps, input({ retryPolicy: { maxDelayMs: 1000, baseDelayMs: 2000 } })));
   t.is((err as { status?: number }).status, 400);
   t.deepEqual(await tableCounts(url), { webhooks: 0, endpoints: 0, keys: 0, jobs: 0, orders: 0 });
+  // To a known endpoint, where the webhook and its job would be one statement: refused before it.
+  await submitWebhook(db, deps, input());
+  const again = await t.throwsAsync(submitWebhook(db, deps, input({ retryPolicy: { maxDelayMs: 1000, baseDelayMs: 2000 } })));
+  t.like(again, { status: 400 });
+  t.is((again as { errors?: { field: string }[] }).errors?.[0]?.field, 'retryPolicy.maxDelayMs');
+  t.deepEqual(await tableCounts(url), { webhooks: 1, endpoints: 1, keys: 1, jobs: 1, orders: 0 });
 });
 
 test.serial('an unknown endpointId is 404 naming endpointId, and nothing is stored', async (t) => {
