@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { PgBoss, Job, JobResult } from 'pg-boss';
 import type { Config } from '../config.ts';
 import { QUEUE_SCHEMA, type Db } from '../db/database.ts';
@@ -387,14 +388,23 @@ export function withLoad(fetchSql: string): string {
 }
 
 /**
- * Names for the texts of the fetch statement. Planning it costs PostgreSQL several times what
- * running it does (0.5 ms against 0.08 ms for a batch of 100, measured with EXPLAIN ANALYZE on
- * a warm connection), and pg-boss sends it unprepared; prepared under a name, each connection
- * plans each text once. At most `max` texts are named (the rest run unprepared), so a
- * connection holds a few plans, not one per batch size.
+ * Names for the texts of the fetch statement, and the connections that run them. Planning it
+ * costs PostgreSQL several times what running it does (0.5 ms against 0.08 ms for a batch of
+ * 100, measured with EXPLAIN ANALYZE on a warm connection), and pg-boss sends it unprepared;
+ * prepared under a name, each connection plans each text once. At most `max` texts are named
+ * (the rest run unprepared), so a connection holds a few plans, not one per batch size.
+ *
+ * "Once" needs the session's `plan_cache_mode` at `force_generic_plan`: left at `auto`,
+ * PostgreSQL plans a prepared statement anew for its values (a custom plan) whenever its
+ * generic plan looks dearer, and for this statement it did so at a third of the runs (658
+ * plans for 2,164 runs at 500 webhooks/s, 1.7 ms each). The statement's values cannot change
+ * its best plan: one queue name, the states, the group limit, and a LIMIT that is part of the
+ * text. So a connection is set so the first time a fetch takes it; the setting stays with it,
+ * where pg-boss's own statements (unprepared, planned at every run either way) see it too.
  */
 export class StatementNames {
   readonly #names = new Map<string, string>();
+  readonly #generic = new WeakSet<pg.PoolClient>();
   #generation = 0;
   readonly max: number;
   constructor(max = 8) {
@@ -413,6 +423,31 @@ export class StatementNames {
     this.#generation += 1;
     this.#names.clear();
   }
+  /**
+   * Runs the statement `name` on a connection of `pool` that plans it once (above). As
+   * `pool.query` does, a connection whose statement failed is closed, not pooled again.
+   */
+  async run(pool: pg.Pool, name: string, text: string, values: unknown[] | undefined): Promise<pg.QueryResult> {
+    const client = await pool.connect();
+    let failed: unknown;
+    // Checked out, a connection has no listener of the pool's: a socket dying now would be an
+    // uncaught 'error'. The statement fails with it too, so the listener only takes note.
+    const onError = (err: unknown) => { failed = err; };
+    client.on('error', onError);
+    try {
+      if (!this.#generic.has(client)) {
+        await client.query('SET plan_cache_mode = force_generic_plan');
+        this.#generic.add(client);
+      }
+      return await client.query({ name, text, values });
+    } catch (err) {
+      failed = err;
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(failed === undefined ? undefined : (failed as Error));
+    }
+  }
 }
 
 /**
@@ -420,19 +455,20 @@ export class StatementNames {
  * endpoint) and, in the same statement, what their attempts need (`withLoad`). A job whose
  * webhook the statement did not find has no entry in `loaded`; startBatch looks for it again.
  * The statement runs on pg-boss's own pool, as its fetch does; with `statements`, prepared
- * under a name (pg-boss hands the query to node-postgres as it is, and node-postgres takes a
- * named query in place of a text).
+ * under a name, on connections set to plan it once (StatementNames).
  */
 export async function fetchDeliveries(
   boss: PgBoss, keyring: Keyring, room: number, groupConcurrency: number, statements?: StatementNames,
 ): Promise<{ jobs: Job<DeliveryJob>[]; loaded: Map<string, Loaded> }> {
   const own = boss.getDb();
+  // pg-boss's pool (its adapter for node-postgres keeps it as `pool`, opened by start()).
+  const pool = (own as { pool?: pg.Pool }).pool;
   const db = {
     async executeSql(text: string, values?: unknown[]) {
       const wrapped = withLoad(text);
-      const name = statements?.of(wrapped);
+      const name = pool === undefined ? undefined : statements?.of(wrapped);
       try {
-        return await own.executeSql(name === undefined ? wrapped : ({ name, text: wrapped } as unknown as string), values);
+        return name === undefined ? await own.executeSql(wrapped, values) : await statements!.run(pool!, name, wrapped, values);
       } catch (err) {
         if ((err as { code?: string }).code === '0A000') statements?.forget();
         throw err;

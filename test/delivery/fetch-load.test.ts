@@ -1,4 +1,5 @@
 import test from 'ava';
+import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { randomUUID } from 'node:crypto';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
@@ -67,17 +68,34 @@ test('one statement claims the jobs and reads what their attempts need, as the s
   t.is((await fetchDeliveries(boss, keyring, 10, 64)).jobs.length, 0);
 });
 
-/** Every query handed to pg-boss's pool from now on, as it was handed (a text or a named query). */
-function recordQueries(boss: PgBoss): unknown[] {
-  const own = boss.getDb();
-  const sent: unknown[] = [];
-  const executeSql = own.executeSql.bind(own);
-  own.executeSql = ((text: unknown, values?: unknown[]) => {
-    sent.push(text);
-    return executeSql(text as string, values);
-  }) as typeof own.executeSql;
+/** pg-boss's pool (its node-postgres adapter keeps it as `pool`). */
+function poolOf(boss: PgBoss): pg.Pool {
+  return (boss.getDb() as unknown as { pool: pg.Pool }).pool;
+}
+
+/**
+ * Every query a connection of pg-boss's pool is handed from now on, as it was handed (a text
+ * or a named query), with the connection it went to: what PostgreSQL receives, whether it came
+ * through pg-boss's `executeSql` or a checkout of the fetch's own.
+ */
+function recordQueries(boss: PgBoss): Array<{ query: unknown; client: pg.PoolClient }> {
+  const pool = poolOf(boss);
+  const sent: Array<{ query: unknown; client: pg.PoolClient }> = [];
+  const wrapped = new WeakSet<pg.PoolClient>();
+  pool.on('acquire', (client) => {
+    if (wrapped.has(client)) return;
+    wrapped.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      sent.push({ query: args[0], client });
+      return query(...args);
+    };
+  });
   return sent;
 }
+
+const nameOf = (q: unknown) => (typeof q === 'object' && q !== null ? (q as { name?: string }).name : undefined);
+const textOf = (q: unknown) => (typeof q === 'string' ? q : (q as { text: string }).text);
 
 test('with statement names the fetch is a named (prepared) statement, a few texts at most', async (t) => {
   t.timeout(60_000);
@@ -92,15 +110,58 @@ test('with statement names the fetch is a named (prepared) statement, a few text
   t.is((await fetchDeliveries(boss, keyring, 10, 64, statements)).jobs.length, 0);
   await fetchDeliveries(boss, keyring, 5, 64, statements);
   await fetchDeliveries(boss, keyring, 3, 64, statements);
-  const fetches = sent.filter((q) => JSON.stringify(q).includes('__hr_'));
+  const fetches = sent.filter(({ query }) => textOf(query).includes('__hr_'));
   t.is(fetches.length, 4);
-  const names = fetches.map((q) => (typeof q === 'object' && q !== null ? (q as { name: string }).name : undefined));
+  const names = fetches.map(({ query }) => nameOf(query));
   // Same LIMIT, same text, same name; a third text is past the limit of two and runs unnamed.
   t.truthy(names[0]);
   t.is(names[1], names[0]);
   t.truthy(names[2]);
   t.not(names[2], names[0]);
   t.is(names[3], undefined);
+
+  // Each connection that ran a named fetch was set to plan generically before its first one,
+  // and only then.
+  for (const { query, client } of fetches.filter((f) => nameOf(f.query) !== undefined)) {
+    const own = sent.filter((s) => s.client === client).map((s) => textOf(s.query));
+    const set = own.indexOf('SET plan_cache_mode = force_generic_plan');
+    t.true(set >= 0 && set < own.indexOf(textOf(query)), 'the session is set before its first named fetch');
+    t.is(own.filter((q) => q.startsWith('SET plan_cache_mode')).length, 1, 'once per connection');
+  }
+});
+
+test('the named fetch is planned once per connection: generic plans only, however often it runs', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const { boss } = svc.service;
+  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+  const statements = new StatementNames();
+  for (let n = 0; n < 3; n++) {
+    const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: 'http://127.0.0.1:9/hook', payload: { n } } });
+    t.is(res.status, 202);
+  }
+  // Past the five custom plans PostgreSQL makes by default before it weighs a generic one.
+  let claimed = 0;
+  for (let i = 0; i < 12; i++) claimed += (await fetchDeliveries(boss, keyring, 10, 64, statements)).jobs.length;
+  t.is(claimed, 3);
+  // Every connection of the pool, asked what its prepared fetches cost to plan.
+  const pool = poolOf(boss);
+  const clients = await Promise.all(Array.from({ length: pool.totalCount }, () => pool.connect()));
+  let generic = 0;
+  let custom = 0;
+  try {
+    for (const client of clients) {
+      const { rows } = await client.query<{ generic_plans: string; custom_plans: string }>(`SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE 'hookrelay_fetch_%'`);
+      for (const row of rows) {
+        generic += Number(row.generic_plans);
+        custom += Number(row.custom_plans);
+      }
+    }
+  } finally {
+    for (const client of clients) client.release();
+  }
+  t.is(custom, 0, 'no plan made for the values of one run');
+  t.is(generic, 12, 'each run on the generic plan');
 });
 
 test('HOOKRELAY_WORKER_PREPARED_FETCH=false: the worker fetches with unnamed statements and delivers', async (t) => {
@@ -111,9 +172,10 @@ test('HOOKRELAY_WORKER_PREPARED_FETCH=false: the worker fetches with unnamed sta
   const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url: `${rx.url}/hook`, payload: { n: 1 } } });
   t.is(res.status, 202);
   await eventually(async () => (rx.received.length === 1 ? true : undefined), 20_000);
-  const fetches = sent.filter((q) => JSON.stringify(q).includes('__hr_'));
+  const fetches = sent.filter(({ query }) => textOf(query).includes('__hr_'));
   t.true(fetches.length >= 1);
-  t.true(fetches.every((q) => typeof q === 'string'), 'every fetch a plain text');
+  t.true(fetches.every(({ query }) => nameOf(query) === undefined), 'every fetch unnamed');
+  t.false(sent.some(({ query }) => textOf(query).startsWith('SET plan_cache_mode')), 'no session setting either');
 });
 
 test('jobs whose keys do not open are still handed out, without an entry, for the batch loader to fail and the queue to retry', async (t) => {
