@@ -13,6 +13,7 @@
  * The documented run uses the default count of 10,000; --count 500 is a quick check.
  */
 
+import { SERVICE_NODE_FLAGS } from '../src/node-flags.ts';
 import { BENCH_DIR, freshDatabase, machine, numArg, parseArgs, preload, ratio, report, round, runChild, sampleProcess, scalar, serviceSettingsFromEnv, startChild, startReceiver, startService, until } from './lib.ts';
 
 const args = parseArgs();
@@ -67,8 +68,9 @@ try {
       await service.stop();
     }
     await receiver.reset();
-    // The baseline in its own process, its RSS sampled from here like the service's.
-    const child = startChild(`${BENCH_DIR}raw.ts`, ['deliver', '--receiver', receiver.url, '--count', String(count)]);
+    // The baseline in its own process, its RSS sampled from here like the service's, on the
+    // service's V8 settings (a young generation of the same size).
+    const child = startChild(`${BENCH_DIR}raw.ts`, ['deliver', '--receiver', receiver.url, '--count', String(count)], process.env, [...SERVICE_NODE_FLAGS]);
     const sampler = sampleProcess(child.pid);
     try {
       raw = { ...(await child.line<{ result: Record<string, unknown> }>('result', timeoutMs)).result, peakInFlight: (await receiver.stats()).peakInFlight, sampledPeakRssMb: sampler.peakRssMb() };

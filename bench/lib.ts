@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { SERVICE_NODE_FLAGS } from '../src/node-flags.ts';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -395,7 +396,7 @@ export async function startService(dbUrl: string, env: Record<string, string> = 
     // BENCH_SERVICE_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the service.
     NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS ?? '',
     ...env,
-  }, ['--import', COMPILE_CACHE]);
+  }, [...SERVICE_NODE_FLAGS, '--import', COMPILE_CACHE]);
   const sampler = sampleProcess(child.pid);
   const url = `http://127.0.0.1:${port}`;
   const roles = env.HOOKRELAY_ROLES ?? 'api,worker';

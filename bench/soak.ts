@@ -33,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { SERVICE_NODE_FLAGS } from '../src/node-flags.ts';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -163,7 +164,7 @@ interface Child {
 }
 
 function startChild(name: string, env: NodeJS.ProcessEnv, logDir?: string): Child {
-  const child = spawn(process.execPath, [CLI, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, CLI, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (logDir) {
     const file = fs.createWriteStream(path.join(logDir, `${name}-${child.pid}.log`));
     child.stdout!.pipe(file);

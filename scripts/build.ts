@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { MANIFEST_KEY } from '../src/assets.ts';
+import { SERVICE_NODE_FLAGS } from '../src/node-flags.ts';
 import { SWAGGER_UI_ASSETS } from '../src/api/docs.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -143,6 +144,8 @@ async function buildInto(work: string, assets: string[], log: (line: string) => 
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache: true,
+    // The service's V8 settings (src/node-flags.ts), applied when the binary starts.
+    execArgv: [...SERVICE_NODE_FLAGS],
     assets: Object.fromEntries([[MANIFEST_KEY, manifest], ...assets.map((key) => [key, path.join(root, key)])]),
   }, null, 2));
   quiet(process.execPath, ['--experimental-sea-config', seaConfig]);

@@ -120,7 +120,7 @@ export async function startService(config: Config, log: Logger, options: Service
       }));
       log.info('api listening', { host: config.host, port });
     }
-    log.info('hookrelay started', { roles: config.roles, embedded: Boolean(embedded) });
+    log.info('hookrelay started', { roles: config.roles, embedded: Boolean(embedded), node: process.version, execArgv: process.execArgv });
 
     let stopping: Promise<void> | undefined;
     return {

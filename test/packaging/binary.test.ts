@@ -5,6 +5,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { Webhook } from 'standardwebhooks';
 import { build } from '../../scripts/build.ts';
+import { SERVICE_NODE_FLAGS } from '../../src/node-flags.ts';
 import { freshDatabase, query } from '../helpers/db.ts';
 import { ROOT } from '../helpers/process.ts';
 import { startReceiver } from '../helpers/receiver.ts';
@@ -187,6 +188,13 @@ test('migrate, token create and serve from an empty folder deliver a signed webh
     t.is(ui.status, 200);
     t.is(await ui.text(), readFileSync(`${ROOT}ui/index.html`, 'utf8'));
   }
+
+  // It runs on the service's Node.js flags, which its SEA configuration carries (Node 24.8+
+  // applies them; older builds ignore the field).
+  const started = output().split('\n').filter((line) => line.includes('"hookrelay started"')).map((line) => JSON.parse(line) as { execArgv?: string[] })[0];
+  t.truthy(started, output());
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  if (major > 24 || (major === 24 && minor >= 8)) t.deepEqual(started!.execArgv, [...SERVICE_NODE_FLAGS]);
 
   // SIGTERM drains and exits 0.
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
