@@ -227,10 +227,11 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       if (room < batchSize && room > quarter) room -= room % quarter;
       let jobs: Job<DeliveryJob>[];
       let loaded: Map<string, Loaded>;
+      let drained: boolean;
       reserved += room;
       covered = generation;
       try {
-        ({ jobs, loaded } = await fetchDeliveries(boss, deps.keyring, room, endpointConcurrency, statements));
+        ({ jobs, loaded, drained } = await fetchDeliveries(boss, deps.keyring, room, endpointConcurrency, statements));
       } catch (err) {
         await sleep(fetchBackoff.failed(err), generation);
         continue;
@@ -238,8 +239,9 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
         reserved -= room;
       }
       fetchBackoff.succeeded();
-      // Only an empty fetch says the queue has nothing for us: pg-boss cuts a fetch to the
-      // endpoints' free slots, so a short one may leave jobs of other endpoints behind.
+      // A short batch alone does not say the queue has nothing more for us: pg-boss cuts a
+      // fetch to the endpoints' free slots after taking the oldest candidates, so jobs of other
+      // endpoints may wait behind them. The fetch says whether it looked at every due job.
       if (jobs.length === room) wake();
       if (jobs.length === 0) {
         // Nothing we may take now: wait for a wake-up, or poll (the backstop for deferred jobs,
@@ -259,9 +261,11 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
         log.error('delivery batch failed; the queue will retry it', { err, jobs: jobs.length });
         for (const job of jobs) settle(job, Promise.resolve({ id: job.id, status: 'failed', output: { message: err instanceof Error ? err.message : String(err) } }));
       }
-      // No sleep after a batch, even a short one: pg-boss cuts a fetch to an endpoint's free
-      // slots after taking the oldest candidates, so a short batch does not mean the queue is
-      // empty; other endpoints' jobs may wait behind a busy one. Only an empty fetch sleeps.
+      // After a batch that left due jobs behind (a full one, or one cut to the endpoints' free
+      // slots), fetch again at once. After one that looked at every due job, a fetch now would
+      // come back empty (at 500 webhooks/s that was one fetch in two): sleep until a wake-up,
+      // unless one came while this fetch was under way.
+      if (drained) await sleepIdle(POLL_SECONDS * 1000);
     }
   };
 
@@ -357,13 +361,32 @@ export async function loadBatch(db: Db, ids: string[]) {
 /** Prefix of the columns the fetch statement adds to each job row (taken off before use). */
 const LOADED_PREFIX = '__hr_';
 
+/** The column of the first row that says how many candidates the fetch looked at. */
+const CANDIDATES = `${LOADED_PREFIX}candidates`;
+
+const RETURNING = 'RETURNING j.';
+
+/**
+ * Adds to the rows of pg-boss's claim how many candidates its `next` CTE took (at most the
+ * fetch's LIMIT): pg-boss takes the oldest due jobs up to the LIMIT, then leaves out those
+ * past their endpoint's limit, so a short batch alone does not say the queue has no more work
+ * for this fetch. Fewer candidates than the LIMIT does: every due job was looked at. A text
+ * of another shape is left as it is (and every short batch is followed by another fetch).
+ */
+function withCandidates(sql: string): string {
+  const at = sql.indexOf(RETURNING);
+  if (at < 0 || sql.indexOf(RETURNING, at + 1) >= 0 || !/\bnext AS \(/.test(sql)) return sql;
+  return `${sql.slice(0, at)}RETURNING (SELECT count(*) FROM next)::int AS "${CANDIDATES}", j.${sql.slice(at + RETURNING.length)}`;
+}
+
 /**
  * pg-boss's fetch statement, wrapped so that the same round trip also reads what each job's
  * attempt needs: its webhook, endpoint and circuit (one row, by primary keys) and the
  * endpoint's active signing keys, newest first. The claim (pg-boss's UPDATE … RETURNING, with
  * its SKIP LOCKED and per-endpoint limits) is unchanged: it runs as a data-modifying CTE and
  * the outer SELECT joins its rows. Without this, every fetch was followed by a second round
- * trip for the batch, on the path from a webhook's commit to its attempt.
+ * trip for the batch, on the path from a webhook's commit to its attempt. Its rows also say
+ * how many candidates the claim looked at (withCandidates).
  */
 export function withLoad(fetchSql: string): string {
   const columns = [
@@ -376,7 +399,7 @@ export function withLoad(fetchSql: string): string {
         FROM hookrelay.signing_keys k
        WHERE k.endpoint_id = w.endpoint_id AND (k.expires_at IS NULL OR k.expires_at > now())) AS "${LOADED_PREFIX}keys"`,
   ];
-  return `WITH fetched AS (${fetchSql})
+  return `WITH fetched AS (${withCandidates(fetchSql)})
     SELECT f.*, l.* FROM fetched f
     LEFT JOIN LATERAL (
       SELECT ${columns.join(',\n        ')}
@@ -459,7 +482,7 @@ export class StatementNames {
  */
 export async function fetchDeliveries(
   boss: PgBoss, keyring: Keyring, room: number, groupConcurrency: number, statements?: StatementNames,
-): Promise<{ jobs: Job<DeliveryJob>[]; loaded: Map<string, Loaded> }> {
+): Promise<{ jobs: Job<DeliveryJob>[]; loaded: Map<string, Loaded>; drained: boolean }> {
   const own = boss.getDb();
   // pg-boss's pool (its adapter for node-postgres keeps it as `pool`, opened by start()).
   const pool = (own as { pool?: pg.Pool }).pool;
@@ -476,6 +499,9 @@ export async function fetchDeliveries(
     },
   };
   const rows = await boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: room, groupConcurrency, db }) as unknown as Array<Record<string, any>>;
+  // Every due job was looked at: nothing, or fewer candidates than the LIMIT (see withCandidates).
+  const candidates = rows[0]?.[CANDIDATES];
+  const drained = rows.length === 0 || (typeof candidates === 'number' && candidates < room);
   const jobs: Job<DeliveryJob>[] = [];
   const loaded = new Map<string, Loaded>();
   const keysOf = new Map<string, SigningKey[] | null>();
@@ -520,7 +546,7 @@ export async function fetchDeliveries(
   // result. Fetches of 1,000 rows with their bodies held that way, one per connection, were
   // 14 MB of a heap snapshot taken with 10,000 attempts in flight.
   rows.length = 0;
-  return { jobs, loaded };
+  return { jobs, loaded, drained };
 }
 
 /** Delivers a fetched batch; resolves when every job of it is settled. */

@@ -68,6 +68,41 @@ test('one statement claims the jobs and reads what their attempts need, as the s
   t.is((await fetchDeliveries(boss, keyring, 10, 64)).jobs.length, 0);
 });
 
+test('a fetch says whether it looked at every due job: short of candidates, or cut to an endpoint\'s free slots', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const { boss } = svc.service;
+  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+  const submit = async (url: string, n: number) => {
+    const res = await svc.api('/api/v1/webhooks/deliver', { method: 'POST', json: { url, payload: { n } } });
+    t.is(res.status, 202);
+    return ((await res.json()) as { id: string }).id;
+  };
+  // Two for endpoint A, then one for endpoint B (jobs are taken oldest first).
+  const a1 = await submit('http://127.0.0.1:9/a', 1);
+  const a2 = await submit('http://127.0.0.1:9/a', 2);
+  const b1 = await submit('http://127.0.0.1:9/b', 3);
+
+  // One job in flight per endpoint, two per fetch: the two oldest candidates are both A's, one
+  // is left out for the limit, and B's job was not looked at. Not drained.
+  const first = await fetchDeliveries(boss, keyring, 2, 1);
+  t.is(first.jobs.length, 1);
+  // Which of A's two goes first is pg-boss's choice (it ranks an endpoint's candidates by job id).
+  t.true([a1, a2].includes(first.jobs[0]!.data.webhookId));
+  t.false(first.drained, 'the LIMIT was reached: more due jobs may be behind it');
+  for (const job of first.jobs) t.deepEqual(Object.keys(job).filter((k) => k.startsWith('__')), [], 'the count is not left on the job');
+
+  // The next fetch finds B's job (A is at its limit); it looked at every due job.
+  const second = await fetchDeliveries(boss, keyring, 10, 1);
+  t.deepEqual(second.jobs.map((j) => j.data.webhookId), [b1]);
+  t.true(second.drained);
+
+  // And one that finds nothing is drained too.
+  const third = await fetchDeliveries(boss, keyring, 10, 1);
+  t.is(third.jobs.length, 0);
+  t.true(third.drained);
+});
+
 /** pg-boss's pool (its node-postgres adapter keeps it as `pool`). */
 function poolOf(boss: PgBoss): pg.Pool {
   return (boss.getDb() as unknown as { pool: pg.Pool }).pool;
