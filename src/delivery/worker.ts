@@ -375,8 +375,15 @@ const RETURNING = 'RETURNING j.';
  */
 function withCandidates(sql: string): string {
   const at = sql.indexOf(RETURNING);
-  if (at < 0 || sql.indexOf(RETURNING, at + 1) >= 0 || !/\bnext AS \(/.test(sql)) return sql;
+  if (at < 0 || sql.indexOf(RETURNING, at + 1) >= 0 || candidateLimit(sql) === undefined) return sql;
   return `${sql.slice(0, at)}RETURNING (SELECT count(*) FROM next)::int AS "${CANDIDATES}", j.${sql.slice(at + RETURNING.length)}`;
+}
+
+/** The LIMIT of the claim's `next` CTE (part of pg-boss's text), if the text has that shape. */
+export function candidateLimit(sql: string): number | undefined {
+  const at = sql.search(/\bnext AS \(/);
+  const limit = at < 0 ? undefined : /\bLIMIT (\d+)\b/.exec(sql.slice(at))?.[1];
+  return limit === undefined ? undefined : Number(limit);
 }
 
 /**
@@ -486,8 +493,11 @@ export async function fetchDeliveries(
   const own = boss.getDb();
   // pg-boss's pool (its adapter for node-postgres keeps it as `pool`, opened by start()).
   const pool = (own as { pool?: pg.Pool }).pool;
+  // What the candidates are counted against: the LIMIT in the text, not the size asked for.
+  let limit: number | undefined;
   const db = {
     async executeSql(text: string, values?: unknown[]) {
+      limit = candidateLimit(text);
       const wrapped = withLoad(text);
       const name = pool === undefined ? undefined : statements?.of(wrapped);
       try {
@@ -501,7 +511,7 @@ export async function fetchDeliveries(
   const rows = await boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: room, groupConcurrency, db }) as unknown as Array<Record<string, any>>;
   // Every due job was looked at: nothing, or fewer candidates than the LIMIT (see withCandidates).
   const candidates = rows[0]?.[CANDIDATES];
-  const drained = rows.length === 0 || (typeof candidates === 'number' && candidates < room);
+  const drained = rows.length === 0 || (typeof candidates === 'number' && limit !== undefined && candidates < limit);
   const jobs: Job<DeliveryJob>[] = [];
   const loaded = new Map<string, Loaded>();
   const keysOf = new Map<string, SigningKey[] | null>();

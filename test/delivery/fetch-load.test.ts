@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { activeKeys } from '../../src/endpoints/keys.ts';
 import { DELIVERY_QUEUE } from '../../src/delivery/queue.ts';
-import { fetchDeliveries, loadBatch, StatementNames } from '../../src/delivery/worker.ts';
+import { candidateLimit, fetchDeliveries, loadBatch, StatementNames, withLoad } from '../../src/delivery/worker.ts';
 import { eventually, startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 
@@ -101,6 +101,20 @@ test('a fetch says whether it looked at every due job: short of candidates, or c
   const third = await fetchDeliveries(boss, keyring, 10, 1);
   t.is(third.jobs.length, 0);
   t.true(third.drained);
+});
+
+test('the count of candidates goes into pg-boss\'s own claim, against the LIMIT of its text; another shape is left alone', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const sent = recordQueries(svc.service.boss);
+  await fetchDeliveries(svc.service.boss, createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64')), 7, 64);
+  const claim = sent.map(({ query }) => textOf(query)).find((q) => q.includes('__hr_'))!;
+  t.regex(claim, /RETURNING \(SELECT count\(\*\) FROM next\)::int AS "__hr_candidates", j\./);
+  t.is(candidateLimit(claim), 7, 'the LIMIT pg-boss wrote for a fetch of 7');
+  // Not pg-boss 12's claim: wrapped to load the batch, but no count added (and so never drained by it).
+  const other = 'WITH picked AS (SELECT id FROM q LIMIT 5) UPDATE q SET x = 1 RETURNING j.id';
+  t.is(candidateLimit(other), undefined);
+  t.false(withLoad(other).includes('__hr_candidates'));
 });
 
 /** pg-boss's pool (its node-postgres adapter keeps it as `pool`). */
