@@ -365,10 +365,11 @@ export interface ServiceProcess {
 
 /**
  * The service settings a delivery benchmark takes from its own environment, to try other
- * worker and pool sizes: HOOKRELAY_WORKER_*, HOOKRELAY_ENDPOINT_CONCURRENCY, HOOKRELAY_DB_POOL_MAX.
+ * worker and pool sizes: HOOKRELAY_WORKER_*, HOOKRELAY_ENDPOINT_CONCURRENCY, HOOKRELAY_DB_POOL_MAX,
+ * HOOKRELAY_DB_PREPARED_STATEMENTS.
  */
 export function serviceSettingsFromEnv(): Record<string, string> {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HOOKRELAY_WORKER_') || k === 'HOOKRELAY_ENDPOINT_CONCURRENCY' || k === 'HOOKRELAY_DB_POOL_MAX')) as Record<string, string>;
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HOOKRELAY_WORKER_') || k === 'HOOKRELAY_ENDPOINT_CONCURRENCY' || k === 'HOOKRELAY_DB_POOL_MAX' || k === 'HOOKRELAY_DB_PREPARED_STATEMENTS')) as Record<string, string>;
 }
 
 /**

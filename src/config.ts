@@ -40,6 +40,8 @@ export interface Config {
   workerConcurrency: number;
   /** The worker's fetch statement is prepared under a name (HOOKRELAY_WORKER_PREPARED_FETCH). */
   workerPreparedFetch: boolean;
+  /** Hot statements on hookrelay's own pool run as named prepared statements (HOOKRELAY_DB_PREPARED_STATEMENTS). */
+  dbPreparedStatements: boolean;
   /** Attempts in flight per endpoint per process (HOOKRELAY_ENDPOINT_CONCURRENCY). */
   endpointConcurrency: number;
   queueHeartbeatSeconds: number;
@@ -109,6 +111,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', default: '10', unit: 's (>= 10)', doc: 'A job whose worker stops heart-beating for this long (a killed process) is handed to another worker.' },
   { env: 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', default: '2', unit: 's', doc: 'How often lost jobs (missed heartbeats, expiry) are looked for.' },
   { env: 'HOOKRELAY_DB_POOL_MAX', default: '10', unit: 'connections', doc: 'Connections in hookrelay\'s own pool (the queue keeps a pool of the same size).' },
+  { env: 'HOOKRELAY_DB_PREPARED_STATEMENTS', default: 'true', unit: 'true|false', doc: 'The statements hookrelay runs most with the same text (a lone submission\'s endpoint read and insert, the recording of attempts) are named prepared statements on its own pool, planned once per connection instead of at every run. Set false behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without max_prepared_statements).' },
   { env: 'HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS', default: '5000', unit: 'ms', doc: 'Longest wait for a database connection, free in the pool or new. Past it the API answers 503 `database_unavailable` with Retry-After (PostgreSQL down or the pool exhausted) instead of holding the request.' },
   { env: 'HOOKRELAY_RATE_LIMIT_PER_SECOND', default: '200', unit: 'requests/s', doc: 'Default API requests per second per token, refilling its bucket; per API instance (buckets live in each process\'s memory). A token\'s own limit (`token create --rate`) replaces it.' },
   { env: 'HOOKRELAY_RATE_LIMIT_BURST', default: '400', unit: 'requests', doc: 'Default bucket size per token: requests it may make at once before being limited to the rate. Over the limit: 429 with Retry-After.' },
@@ -219,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queueHeartbeatSeconds: int(env, 'HOOKRELAY_QUEUE_HEARTBEAT_SECONDS', 10, 3600),
     queueSuperviseSeconds: int(env, 'HOOKRELAY_QUEUE_SUPERVISE_SECONDS', 1, 3600),
     dbPoolMax: int(env, 'HOOKRELAY_DB_POOL_MAX', 2, 1000),
+    dbPreparedStatements: bool(env, 'HOOKRELAY_DB_PREPARED_STATEMENTS'),
     dbAcquireTimeoutMs: int(env, 'HOOKRELAY_DB_ACQUIRE_TIMEOUT_MS', 100, 600_000),
     shutdownTimeoutMs: int(env, 'HOOKRELAY_SHUTDOWN_TIMEOUT_MS', 0, 3_600_000),
     health: Object.freeze({

@@ -52,7 +52,7 @@ export async function startService(config: Config, log: Logger, options: Service
     // The keyring first: a missing master key stops the start before anything is written.
     const keyring = await loadKeyring(config, log, Boolean(embedded));
     await migrate(connectionString, log);
-    const db = createDb(connectionString, { max: config.dbPoolMax, acquireTimeoutMs: config.dbAcquireTimeoutMs });
+    const db = createDb(connectionString, { max: config.dbPoolMax, acquireTimeoutMs: config.dbAcquireTimeoutMs, prepared: config.dbPreparedStatements });
     cleanups.push(() => db.close());
     // One registry per service (GET /metrics), shared by its API and worker.
     const metrics = createMetrics({ db: db.db, pool: db.pool, log });

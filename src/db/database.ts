@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
+import { namingClient } from './prepared.ts';
 import type { Database } from './schema.ts';
 
 /** The schema hookrelay's own tables live in; pg-boss keeps its tables in QUEUE_SCHEMA. */
@@ -51,9 +52,11 @@ export interface DbHandle {
  * through `withSchema`, so the tables can share a database (and a transaction) with the
  * application that submits webhooks.
  */
-export function createDb(connectionString: string, options: { max?: number; applicationName?: string; acquireTimeoutMs?: number } = {}): DbHandle {
+export function createDb(connectionString: string, options: { max?: number; applicationName?: string; acquireTimeoutMs?: number; prepared?: boolean } = {}): DbHandle {
   const pool = new pg.Pool({
     connectionString,
+    // The texts callers mark (src/db/prepared.ts) run as named statements, planned once per connection.
+    ...(options.prepared ? { Client: namingClient() } : {}),
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'hookrelay',
     // pg-pool applies this to both waits: for a pooled connection to come free, and for a new

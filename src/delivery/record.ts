@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
+import { prepared, preparing } from '../db/prepared.ts';
 import type { Database, DeadLetterReason, EndpointHealth, WebhookStatus } from '../db/schema.ts';
 import { afterAttempt, type HealthSettings, type HealthState, type Transition } from '../endpoints/health.ts';
 import { newId } from '../ids.ts';
@@ -83,13 +84,14 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
       const lastError = outcome.kind === 'delivered' ? null : outcome.kind === 'dead' ? `${result.error} (${outcome.detail})` : result.error;
       return { rec, status, lastError };
     });
-    const pgDb = fromKysely(trx);
+    // pg-boss's completion and insert have one text each whatever the batch's size.
+    const pgDb = preparing(fromKysely(trx));
     // Stale jobs complete too: their attempt is recorded already, by another worker. First, so
     // that the health rows locked next are held for as short a time as possible.
     await boss.complete(DELIVERY_QUEUE, recs.map((r) => r.job), null, { db: pgDb });
 
     const sorted = [...rows].sort((a, b) => (a.rec.webhookId < b.rec.webhookId ? -1 : a.rec.webhookId > b.rec.webhookId ? 1 : 0));
-    const { rows: locked } = await settleAndLock(sorted, now).execute(trx);
+    const { rows: locked } = await trx.executeQuery(prepared(settleAndLock(sorted, now).compile(trx)));
     // Every endpoint has its health row (created with it); a missing one fails the batch.
     if (locked.some((row) => row.endpoint_id === null)) throw new Error('recordAttempts: an endpoint has no health row');
     const byWebhook = new Map(rows.map((r) => [r.rec.webhookId, r]));
@@ -128,7 +130,7 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
       if (disabled) disables.push([health.endpoint_id, disabled]);
     }
     // Every endpoint's new state in one statement (the rows are locked above, in id order).
-    await sql`
+    await trx.executeQuery(prepared(sql`
       UPDATE hookrelay.endpoint_health AS h SET
         circuit_state = v.circuit_state,
         consecutive_failures = v.consecutive_failures,
@@ -149,7 +151,7 @@ export async function recordAttempts(db: Db, boss: PgBoss, recs: AttemptRecord[]
         window_attempts integer, window_failures integer, opened_at timestamptz, open_count integer,
         next_probe_at timestamptz, probe_started_at timestamptz, last_success_at timestamptz,
         last_failure_at timestamptz, failing_since timestamptz, health_score integer)
-      WHERE h.endpoint_id = v.endpoint_id`.execute(trx);
+      WHERE h.endpoint_id = v.endpoint_id`.compile(trx)));
     for (const [endpointId, reason] of disables) await disableEndpoint(trx, endpointId, reason, now);
     return recs.map((rec) => answers.get(rec)!);
   });

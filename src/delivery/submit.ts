@@ -92,7 +92,8 @@ async function writeWebhook(db: Kysely<Database>, deps: SubmitDeps, endpoint: En
     return { id: row.id, endpointId: endpoint.id, status: 'held' };
   }
   const job = firstJob(row.id, endpoint.id);
-  await writeWithJobs(db, insert.compile(), (jobDb) => deps.boss.send(DELIVERY_QUEUE, job.data, { db: jobDb, id: job.id, group: job.group }));
+  // One text for every lone submission (webhookRow sets every column): prepared.
+  await writeWithJobs(db, insert.compile(), (jobDb) => deps.boss.send(DELIVERY_QUEUE, job.data, { db: jobDb, id: job.id, group: job.group }), { prepare: true });
   return { id: row.id, endpointId: endpoint.id, status: 'pending' };
 }
 

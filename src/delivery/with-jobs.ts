@@ -1,5 +1,6 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { fromKysely, type Db as QueueDb } from 'pg-boss';
+import { byText, PREPARED } from '../db/prepared.ts';
 import type { Database } from '../db/schema.ts';
 
 /**
@@ -34,9 +35,9 @@ export class ShapeUnknown extends Error {
  * it is given, as one statement through `db` (a transaction, or the pool). When the job
  * insert's shape is unknown, the two run apart, in a transaction of their own if `db` is not one.
  */
-export async function writeWithJobs(db: Kysely<Database>, rows: CompiledQuery, writeJobs: (jobDb: QueueDb) => Promise<unknown>): Promise<void> {
+export async function writeWithJobs(db: Kysely<Database>, rows: CompiledQuery, writeJobs: (jobDb: QueueDb) => Promise<unknown>, options: { prepare?: boolean } = {}): Promise<void> {
   try {
-    await writeJobs(withRows(db, rows));
+    await writeJobs(withRows(db, rows, options));
   } catch (err) {
     if (!(err instanceof ShapeUnknown)) throw err;
     const apart = async (trx: Kysely<Database>) => {
@@ -51,16 +52,29 @@ export async function writeWithJobs(db: Kysely<Database>, rows: CompiledQuery, w
 /**
  * A pg-boss db that runs each job insert given to it as one statement with `rows`, a
  * compiled single-statement INSERT (its parameters numbered from $1, as Kysely compiles them).
+ * With `prepare`, the joined text is marked to run as a named statement (src/db/prepared.ts):
+ * for a caller whose text does not vary, a lone submission's.
  */
-export function withRows(db: Kysely<Database>, rows: CompiledQuery): QueueDb {
+export function withRows(db: Kysely<Database>, rows: CompiledQuery, options: { prepare?: boolean } = {}): QueueDb {
   return {
     async executeSql(text, values = []) {
-      const joined = joinStatements(rows.sql, rows.parameters.length, text, values.length);
+      const joined = joinedOf(rows.sql)(text)(rows.parameters.length, values.length);
+      if (options.prepare) PREPARED.prepare(joined);
       const result = await db.executeQuery(CompiledQuery.raw(joined, [...values, ...rows.parameters]));
       return { rows: [...result.rows] };
     },
   };
 }
+
+/** joinStatements, remembered by both texts (a lone submission sends the same two each time). */
+const joinedOf = byText((first: string) => byText((second: string) => {
+  let last: { counts: string; joined: string } | undefined;
+  return (firstParams: number, secondParams: number): string => {
+    const counts = `${firstParams},${secondParams}`;
+    if (last?.counts !== counts) last = { counts, joined: joinStatements(first, firstParams, second, secondParams) };
+    return last.joined;
+  };
+}, 8), 16);
 
 /**
  * `first` (with `firstParams` parameters, $1..) placed in a WITH in front of `second` (with

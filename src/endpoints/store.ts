@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { RetryPolicy } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { prepared } from '../db/prepared.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
 import type { CircuitState, Database, Endpoint, EndpointHealth } from '../db/schema.ts';
 import type { SignatureAlgorithm } from '../delivery/sign.ts';
@@ -100,12 +101,16 @@ export async function endpointForUrl(trx: Transaction<Database>, keyring: Keyrin
 
 /** The live (not deleted) endpoint for `url`, if there is one. */
 export async function liveEndpointForUrl(db: Executor, url: string): Promise<Endpoint | undefined> {
-  return db.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirst();
+  // Read at every submission by URL: prepared (src/db/prepared.ts).
+  const { rows } = await db.executeQuery(prepared(db.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).compile()));
+  return rows[0];
 }
 
 /** An endpoint by id, deleted ones included (their history stays readable). */
 export async function getEndpoint(db: Executor, id: string): Promise<Endpoint | undefined> {
-  return db.selectFrom('endpoints').selectAll().where('id', '=', id).executeTakeFirst();
+  // Read at every submission by endpoint id: prepared (src/db/prepared.ts).
+  const { rows } = await db.executeQuery(prepared(db.selectFrom('endpoints').selectAll().where('id', '=', id).compile()));
+  return rows[0];
 }
 
 export async function requireEndpoint(db: Executor, id: string): Promise<Endpoint> {

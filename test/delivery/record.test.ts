@@ -113,6 +113,27 @@ test('a batch of delivered, retried and dead attempts commits in five statements
   t.deepEqual(after.health.map((h) => [h.endpoint_id, h.consecutive_failures, h.window_attempts, h.window_failures, h.succeeded]), [...endpoints].sort().map((e) => [e, 1, 2, 1, true]));
 });
 
+test('on a prepared pool a batch is recorded by named statements, and a batch of another size parses nothing new', async (t) => {
+  t.timeout(60_000);
+  const { svc, record } = await setUp(t, 3);
+  const handle = createDb(svc.dbUrl, { max: 1, prepared: true });
+  t.teardown(() => handle.close());
+  const prepared = async () => (await query(svc.dbUrl, 'SELECT 1').then(() => handle.pool.query<{ name: string; statement: string }>('SELECT name, statement FROM pg_prepared_statements ORDER BY name'))).rows;
+  // Two attempts, then four: the statements' texts do not depend on the batch's size.
+  const answers = await recordAttempts(handle.db, svc.service.boss, [0, 1].map((i) => record(i, ok, { kind: 'delivered' })));
+  t.deepEqual(answers.map((a) => a.status), ['recorded', 'recorded']);
+  const after = await prepared();
+  t.regex(after.map((s) => s.statement).join('\n'), /UPDATE "?hookrelay_queue"?\.job/, 'the completion');
+  t.true(after.some((s) => /INSERT INTO hookrelay\.attempts[\s\S]*FOR UPDATE/.test(s.statement)), 'the settle-and-lock statement');
+  t.true(after.some((s) => /^\s*UPDATE hookrelay\.endpoint_health/.test(s.statement)), 'the health update');
+  t.true(after.every((s) => s.name.startsWith('hookrelay_')));
+  await recordAttempts(handle.db, svc.service.boss, [2, 3, 4, 5].map((i) => record(i, ok, { kind: 'delivered' })));
+  t.deepEqual(await prepared(), after, 'the same names, parsed once');
+  const { webhooks, attempts } = await ledger(svc);
+  t.deepEqual(webhooks.map((w) => w.status), Array(6).fill('delivered'));
+  t.is(attempts.length, 6);
+});
+
 test('an attempt another worker recorded first is stale: its job completes and nothing else changes', async (t) => {
   t.timeout(60_000);
   const { svc, record, db, statements } = await setUp(t, 1);

@@ -382,3 +382,25 @@ test.serial('a job insert of a shape it cannot join is written apart, in a trans
   t.deepEqual(statements.map(firstWord), ['SELECT', 'BEGIN', 'INSERT', 'ROLLBACK'], statements.join('\n---\n'));
   t.deepEqual(await tableCounts(url), { webhooks: 2, endpoints: 1, keys: 1, jobs: 2, orders: 0 }, 'the webhook written apart rolled back with its failed job');
 });
+
+test.serial('a lone submission runs as named statements on a prepared pool: its endpoint read and its insert, parsed once', async (t) => {
+  const { url, deps } = await setup(t);
+  const handle = createDb(url, { max: 1, prepared: true });
+  t.teardown(() => handle.close());
+  const first = await submitWebhook(handle.db, deps, input());
+  const prepared = async () => (await sql<{ name: string; statement: string }>`SELECT name, statement FROM pg_prepared_statements ORDER BY prepare_time`.execute(handle.db)).rows;
+  const after = [];
+  for (let n = 0; n < 3; n++) after.push((await submitWebhook(handle.db, deps, input({ url: undefined, endpointId: first.endpointId }))).id);
+  const statements = await prepared();
+  t.true(statements.every((s) => s.name.startsWith('hookrelay_')), 'only hookrelay names');
+  t.true(statements.some((s) => /from "hookrelay"\."endpoints" where "url" = /i.test(s.statement)), 'the read of an endpoint by URL');
+  t.true(statements.some((s) => /from "hookrelay"\."endpoints" where "id" = /i.test(s.statement)), 'the read of an endpoint by id');
+  const inserts = statements.filter((s) => /^WITH hookrelay_rows AS \(insert into "hookrelay"\."webhooks"/.test(s.statement));
+  t.is(inserts.length, 1, 'one insert text for every lone submission, parsed once');
+  const count = statements.length;
+  await submitWebhook(handle.db, deps, input({ url: undefined, endpointId: first.endpointId }));
+  t.is((await prepared()).length, count, 'the same texts again: nothing parsed anew');
+  // And what they wrote is what an unnamed statement writes.
+  const rows = await query(url, `SELECT w.id, w.status, j.state FROM hookrelay.webhooks w JOIN hookrelay_queue.job j ON j.data->>'webhookId' = w.id WHERE w.id = ANY($1) ORDER BY w.id`, [after]);
+  t.deepEqual(rows.map((r) => [r.status, r.state]), after.map(() => ['pending', 'created']));
+});
