@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { PgBoss, Job, JobResult } from 'pg-boss';
 import type { Config } from '../config.ts';
 import { QUEUE_SCHEMA, type Db } from '../db/database.ts';
+import { byText } from '../db/prepared.ts';
 import type { Logger } from '../log.ts';
 import { createFetchBackoff, DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 import { claimProbe, createRecorder, deferAttempt, holdWebhook, type JobRef, type Outcome, type Recorder } from './record.ts';
@@ -43,6 +44,8 @@ export interface WorkerDeps {
   recorder?: Recorder;
   /** Attempts in flight per endpoint, shared by the fetch loops of this process. */
   slots?: EndpointSlots;
+  /** How long a NOTIFY that may echo a local commit waits for a fetch to cover it (ECHO_MS). */
+  echoMs?: number;
 }
 
 export interface Worker {
@@ -93,6 +96,9 @@ export class EndpointSlots {
 /** Polling is the backstop for deferred jobs (NOTIFY fires when a job is created, not when it
  * comes due); a retry due sooner than this is woken by a local timer instead. */
 const POLL_SECONDS = 5;
+
+/** How long a NOTIFY that may be a local commit's echo waits for a fetch to cover it (startWorker). */
+export const ECHO_MS = 10;
 
 export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const { boss, config, log } = deps;
@@ -174,6 +180,29 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   // every settle cost an empty fetch per attempt at 500 webhooks/s.
   const endpointInFlight = new Map<string, number>();
   const announce = wake;
+  // A local commit is announced twice: by the API at once (`wake`, below) and by its NOTIFY a
+  // moment later, which arrives after the fetch the first started and so could not count as
+  // covered by it: at 500 webhooks/s, an empty fetch for each webhook. A NOTIFY that comes
+  // within ECHO_MS of a local announcement is therefore held for ECHO_MS, and dropped if a
+  // fetch starts meanwhile (that fetch covers it, whosever commit it was). Any other NOTIFY,
+  // another process's commit, wakes at once; one taken for an echo waits at most ECHO_MS.
+  const echoMs = deps.echoMs ?? ECHO_MS;
+  let fetchesStarted = 0;
+  let announcedAt = Number.NEGATIVE_INFINITY;
+  const announceLocal = () => {
+    announcedAt = performance.now();
+    announce();
+  };
+  const notified = () => {
+    if (performance.now() - announcedAt > echoMs) return announce();
+    const seen = fetchesStarted;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (fetchesStarted === seen) announce();
+    }, echoMs);
+    timer.unref();
+    timers.add(timer);
+  };
   const wakeAt = (at: Date) => {
     const delay = at.getTime() - Date.now();
     if (delay >= POLL_SECONDS * 1000) return;
@@ -230,6 +259,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       let drained: boolean;
       reserved += room;
       covered = generation;
+      fetchesStarted += 1;
       try {
         ({ jobs, loaded, drained } = await fetchDeliveries(boss, deps.keyring, room, endpointConcurrency, statements));
       } catch (err) {
@@ -284,7 +314,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const listener = db.listen
     ? await db.executeSql(`SELECT ('pgboss_' || left(encode(sha224('${QUEUE_SCHEMA}'::bytea), 'hex'), 24)) AS channel`)
       .then(({ rows }) => db.listen!(rows[0].channel as string, (payload) => {
-        if (payload === DELIVERY_QUEUE) announce();
+        if (payload === DELIVERY_QUEUE) notified();
       }, announce))
       .catch((err: unknown) => {
         log.warn('LISTEN for new delivery jobs failed; polling only', { error: (err as Error)?.message });
@@ -295,7 +325,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const loops = Array.from({ length: config.workerConcurrency }, () => loop());
 
   return {
-    wake: announce,
+    wake: announceLocal,
     async stop(graceMs = Number.POSITIVE_INFINITY) {
       stopping = true;
       for (const timer of timers) clearTimeout(timer);
@@ -417,6 +447,9 @@ export function withLoad(fetchSql: string): string {
     ) l ON true`;
 }
 
+/** withLoad and candidateLimit of pg-boss's fetch text, remembered by text (a handful per process). */
+const fetchTextOf = byText((text: string) => ({ limit: candidateLimit(text), wrapped: withLoad(text) }));
+
 /**
  * Names for the texts of the fetch statement, and the connections that run them. Planning it
  * costs PostgreSQL several times what running it does (0.5 ms against 0.08 ms for a batch of
@@ -495,10 +528,10 @@ export async function fetchDeliveries(
   const pool = (own as { pool?: pg.Pool }).pool;
   // What the candidates are counted against: the LIMIT in the text, not the size asked for.
   let limit: number | undefined;
+  let wrapped: string;
   const db = {
     async executeSql(text: string, values?: unknown[]) {
-      limit = candidateLimit(text);
-      const wrapped = withLoad(text);
+      ({ limit, wrapped } = fetchTextOf(text));
       const name = pool === undefined ? undefined : statements?.of(wrapped);
       try {
         return name === undefined ? await own.executeSql(wrapped, values) : await statements!.run(pool!, name, wrapped, values);

@@ -2,7 +2,10 @@ import test from 'ava';
 import type { PgBoss } from 'pg-boss';
 import { startReceiver } from '../helpers/receiver.ts';
 import { eventually, startTestService, TEST_MASTER_KEY } from '../helpers/service.ts';
+import { QUEUE_SCHEMA } from '../../src/db/database.ts';
+import { DELIVERY_QUEUE } from '../../src/delivery/queue.ts';
 import { startWorker } from '../../src/delivery/worker.ts';
+import { query } from '../helpers/db.ts';
 import { createSender } from '../../src/delivery/send.ts';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { createLogger } from '../../src/log.ts';
@@ -75,4 +78,48 @@ test('wake-ups in one turn of the event loop (a group commit answering its webho
   worker.wake();
   await new Promise((r) => setTimeout(r, 500));
   t.is(fetches.n - LOOPS, 3, 'wake-ups of two turns: one fetch each');
+});
+
+test('a NOTIFY just after a local wake-up waits for the next fetch instead of sending one of its own; any other wakes at once', async (t) => {
+  t.timeout(60_000);
+  const svc = await startTestService(t, { HOOKRELAY_ROLES: 'api' });
+  const { boss, db } = svc.service;
+  const fetches = countFetches(boss);
+  // A window long enough that the test's own timing cannot decide the outcome.
+  const echoMs = 1_500;
+  const worker = await startWorker({
+    db: db.db, boss, sender: createSender(), keyring: createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64')),
+    log: createLogger({ level: 'error', silent: true }), config: { ...svc.config, workerConcurrency: LOOPS, workerBatchSize: 10 }, echoMs,
+  });
+  t.teardown(() => worker.stop(1_000));
+  const [row] = await query<{ channel: string }>(svc.dbUrl, `SELECT 'pgboss_' || left(encode(sha224($1::bytea), 'hex'), 24) AS channel`, [QUEUE_SCHEMA]);
+  const channel = row!.channel;
+  const notify = () => query(svc.dbUrl, 'SELECT pg_notify($1, $2)', [channel, DELIVERY_QUEUE]);
+  const settled = () => new Promise((r) => setTimeout(r, 300));
+  await settled();
+  t.is(fetches.n, LOOPS);
+
+  // Another process's commit, with no local one near it: a fetch at once.
+  await notify();
+  await settled();
+  t.is(fetches.n - LOOPS, 1, 'a NOTIFY alone: one fetch, well inside the echo window');
+
+  // A local commit and its NOTIFY, then another local commit inside the window: the second
+  // wake-up's fetch covers the NOTIFY, which sends none of its own.
+  await new Promise((r) => setTimeout(r, echoMs + 100));
+  worker.wake();
+  await notify();
+  await settled();
+  t.is(fetches.n - LOOPS, 2, 'the local wake-up fetched; the NOTIFY is held');
+  worker.wake();
+  await new Promise((r) => setTimeout(r, echoMs + 300));
+  t.is(fetches.n - LOOPS, 3, 'one fetch for the second wake-up, none for the NOTIFY it covered');
+
+  // A local commit and a NOTIFY with no fetch after it: the NOTIFY fetches when its wait ends.
+  worker.wake();
+  await notify();
+  await settled();
+  t.is(fetches.n - LOOPS, 4);
+  await new Promise((r) => setTimeout(r, echoMs + 300));
+  t.is(fetches.n - LOOPS, 5, 'held, never dropped');
 });
