@@ -197,6 +197,19 @@ export function settleWebhooks(rows: SettledWebhook[], now: Date) {
 type LockedHealth = EndpointHealth & { settled_ids: string[] };
 
 /**
+ * The health row's columns, named rather than `h.*`: the statement is prepared (src/db/prepared.ts),
+ * and PostgreSQL refuses to run a prepared statement whose result type a migration changed,
+ * which a column added to the table would do to `h.*`.
+ */
+const HEALTH_COLUMNS = [
+  'endpoint_id', 'circuit_state', 'consecutive_failures', 'window_started_at', 'window_attempts', 'window_failures', 'opened_at',
+  'open_count', 'next_probe_at', 'probe_started_at', 'last_success_at', 'last_failure_at', 'failing_since', 'health_score', 'updated_at',
+] as const satisfies ReadonlyArray<keyof EndpointHealth>;
+// A column added to EndpointHealthTable and not to the list above fails the type check here.
+const allHealthColumnsNamed: [Exclude<keyof EndpointHealth, (typeof HEALTH_COLUMNS)[number]>] extends [never] ? true : never = true;
+void allHealthColumnsNamed;
+
+/**
  * One statement for the writes of a batch that need no decision of ours: the webhooks' new
  * states (settleWebhooks, as a data-modifying CTE), the attempt rows and dead letters of the
  * webhooks it updated (a stale attempt writes neither), and a FOR UPDATE lock, in endpoint id
@@ -241,7 +254,7 @@ export function settleAndLock(rows: Array<SettledWebhook & { rec: Pick<AttemptRe
         WHERE a.webhook_id IN (SELECT id FROM settled)
       )${deadLetters},
       locked AS MATERIALIZED (
-        SELECT h.* FROM hookrelay.endpoint_health h
+        SELECT ${sql.raw(HEALTH_COLUMNS.map((c) => `h.${c}`).join(', '))} FROM hookrelay.endpoint_health h
          WHERE h.endpoint_id IN (SELECT endpoint_id FROM settled)
          ORDER BY h.endpoint_id
            FOR UPDATE OF h

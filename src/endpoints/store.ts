@@ -1,7 +1,7 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import type { RetryPolicy } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import { prepared } from '../db/prepared.ts';
+import { PREPARED } from '../db/prepared.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
 import type { CircuitState, Database, Endpoint, EndpointHealth } from '../db/schema.ts';
 import type { SignatureAlgorithm } from '../delivery/sign.ts';
@@ -99,17 +99,42 @@ export async function endpointForUrl(trx: Transaction<Database>, keyring: Keyrin
   return trx.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
 }
 
+/**
+ * Every column of an endpoint, named: the reads below are prepared statements (src/db/prepared.ts),
+ * and a `SELECT *` prepared before a migration adds a column fails once its table changes
+ * (PostgreSQL will not change a prepared statement's result type), where a named list does not.
+ */
+const ENDPOINT_COLUMNS = [
+  'id', 'url', 'description', 'enabled', 'disabled_reason', 'headers', 'retry_policy', 'timeout_ms',
+  'signature_algorithm', 'metadata', 'created_at', 'updated_at', 'deleted_at',
+] as const satisfies ReadonlyArray<keyof Endpoint>;
+// A column added to EndpointsTable and not to the list above fails the type check here.
+const allColumnsNamed: [Exclude<keyof Endpoint, (typeof ENDPOINT_COLUMNS)[number]>] extends [never] ? true : never = true;
+void allColumnsNamed;
+
+/**
+ * The texts of the two reads every submission makes, compiled by Kysely once (their text does
+ * not depend on the value looked up; the schema is the handle's, hookrelay's) and marked at
+ * each call to run as named statements. Compiled at every call they cost a walk of the query
+ * tree and a fresh string to find the statement's name by.
+ */
+const byUrlText = once((db: Executor) => db.selectFrom('endpoints').select(ENDPOINT_COLUMNS).where('url', '=', '').where('deleted_at', 'is', null).compile().sql);
+const byIdText = once((db: Executor) => db.selectFrom('endpoints').select(ENDPOINT_COLUMNS).where('id', '=', '').compile().sql);
+
+function once<T>(make: (db: Executor) => T): (db: Executor) => T {
+  let made: { value: T } | undefined;
+  return (db) => (made ??= { value: make(db) }).value;
+}
+
 /** The live (not deleted) endpoint for `url`, if there is one. */
 export async function liveEndpointForUrl(db: Executor, url: string): Promise<Endpoint | undefined> {
-  // Read at every submission by URL: prepared (src/db/prepared.ts).
-  const { rows } = await db.executeQuery(prepared(db.selectFrom('endpoints').selectAll().where('url', '=', url).where('deleted_at', 'is', null).compile()));
+  const { rows } = await db.executeQuery(CompiledQuery.raw(PREPARED.prepare(byUrlText(db)), [url]) as CompiledQuery<Endpoint>);
   return rows[0];
 }
 
 /** An endpoint by id, deleted ones included (their history stays readable). */
 export async function getEndpoint(db: Executor, id: string): Promise<Endpoint | undefined> {
-  // Read at every submission by endpoint id: prepared (src/db/prepared.ts).
-  const { rows } = await db.executeQuery(prepared(db.selectFrom('endpoints').selectAll().where('id', '=', id).compile()));
+  const { rows } = await db.executeQuery(CompiledQuery.raw(PREPARED.prepare(byIdText(db)), [id]) as CompiledQuery<Endpoint>);
   return rows[0];
 }
 

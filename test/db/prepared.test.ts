@@ -1,7 +1,11 @@
 import test from 'ava';
 import pg from 'pg';
 import { byText, namingClient, PreparedTexts } from '../../src/db/prepared.ts';
+import { createDb } from '../../src/db/database.ts';
+import { createKeyring } from '../../src/endpoints/keyring.ts';
+import { createEndpoint, getEndpoint, liveEndpointForUrl } from '../../src/endpoints/store.ts';
 import { freshDatabase } from '../helpers/db.ts';
+import { TEST_MASTER_KEY } from '../helpers/service.ts';
 
 /**
  * Named statements on hookrelay's pool (src/db/prepared.ts): the texts callers mark run under
@@ -85,4 +89,22 @@ test('a prepared statement whose result type changed is prepared again under a n
   // ...so the next run, marked again by its caller, is parsed under a new name.
   texts.prepare(text);
   t.deepEqual((await pool.query(text, [])).rows, [{ a: 1, b: null }]);
+});
+
+test('the endpoint reads a submission makes keep working, prepared, when a migration adds a column to endpoints', async (t) => {
+  const url = await freshDatabase(t);
+  const handle = createDb(url, { max: 1, prepared: true });
+  t.teardown(() => handle.close());
+  const keyring = createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'));
+  const endpoint = await createEndpoint(handle.db, keyring, { url: 'https://receiver.example.com/hook' });
+  t.is((await getEndpoint(handle.db, endpoint.id))?.url, endpoint.url);
+  t.is((await liveEndpointForUrl(handle.db, endpoint.url))?.id, endpoint.id);
+  const { rows } = await handle.pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements');
+  t.is(rows.filter((r) => /from "hookrelay"\."endpoints" where/i.test(r.statement)).length, 2, 'both reads are prepared on the connection');
+  // Another instance, newer, migrates while this one runs: a SELECT * prepared before would now fail (0A000).
+  await handle.pool.query('ALTER TABLE hookrelay.endpoints ADD COLUMN added_later text');
+  const again = await getEndpoint(handle.db, endpoint.id);
+  t.deepEqual(again, await getEndpoint(handle.db, endpoint.id));
+  t.deepEqual(Object.keys(again!).sort(), Object.keys(endpoint).sort(), 'the columns this version knows');
+  t.is((await liveEndpointForUrl(handle.db, endpoint.url))?.id, endpoint.id);
 });

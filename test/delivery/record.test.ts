@@ -115,10 +115,10 @@ test('a batch of delivered, retried and dead attempts commits in five statements
 
 test('on a prepared pool a batch is recorded by named statements, and a batch of another size parses nothing new', async (t) => {
   t.timeout(60_000);
-  const { svc, record } = await setUp(t, 3);
+  const { svc, record } = await setUp(t, 4);
   const handle = createDb(svc.dbUrl, { max: 1, prepared: true });
   t.teardown(() => handle.close());
-  const prepared = async () => (await query(svc.dbUrl, 'SELECT 1').then(() => handle.pool.query<{ name: string; statement: string }>('SELECT name, statement FROM pg_prepared_statements ORDER BY name'))).rows;
+  const prepared = async () => (await handle.pool.query<{ name: string; statement: string }>('SELECT name, statement FROM pg_prepared_statements ORDER BY name')).rows;
   // Two attempts, then four: the statements' texts do not depend on the batch's size.
   const answers = await recordAttempts(handle.db, svc.service.boss, [0, 1].map((i) => record(i, ok, { kind: 'delivered' })));
   t.deepEqual(answers.map((a) => a.status), ['recorded', 'recorded']);
@@ -129,9 +129,13 @@ test('on a prepared pool a batch is recorded by named statements, and a batch of
   t.true(after.every((s) => s.name.startsWith('hookrelay_')));
   await recordAttempts(handle.db, svc.service.boss, [2, 3, 4, 5].map((i) => record(i, ok, { kind: 'delivered' })));
   t.deepEqual(await prepared(), after, 'the same names, parsed once');
+  // A newer instance adds a column to a table the statements read: they go on as prepared.
+  await query(svc.dbUrl, 'ALTER TABLE hookrelay.endpoint_health ADD COLUMN added_later text');
+  t.deepEqual((await recordAttempts(handle.db, svc.service.boss, [6, 7].map((i) => record(i, ok, { kind: 'delivered' })))).map((a) => a.status), ['recorded', 'recorded']);
+  t.deepEqual(await prepared(), after, 'nothing prepared again');
   const { webhooks, attempts } = await ledger(svc);
-  t.deepEqual(webhooks.map((w) => w.status), Array(6).fill('delivered'));
-  t.is(attempts.length, 6);
+  t.deepEqual(webhooks.map((w) => w.status), Array(8).fill('delivered'));
+  t.is(attempts.length, 8);
 });
 
 test('an attempt another worker recorded first is stale: its job completes and nothing else changes', async (t) => {
