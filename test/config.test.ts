@@ -26,7 +26,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
     workerBatchSize: 100,
     workerConcurrency: 4,
     workerPreparedFetch: true,
-    dbPreparedStatements: true,
+    dbPreparedStatements: false,
     endpointConcurrency: 64,
     queueHeartbeatSeconds: 10,
     queueSuperviseSeconds: 2,
