@@ -92,7 +92,7 @@ export function namingClient(texts: PreparedTexts = PREPARED): typeof pg.Client 
 
 /**
  * `derive` of a statement text, remembered by text: the texts a process sends are a handful,
- * and deriving one (a wrapped or joined statement) anew at every run costs regular-expression
+ * and deriving one (the worker's wrapped fetch) anew at every run costs regular-expression
  * passes over a few kilobytes, and a fresh string for every lookup by text to hash again.
  * At most `max` texts are kept; past that the memory starts over.
  */

@@ -1,6 +1,6 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { fromKysely, type Db as QueueDb } from 'pg-boss';
-import { byText, PREPARED } from '../db/prepared.ts';
+import { PREPARED } from '../db/prepared.ts';
 import type { Database } from '../db/schema.ts';
 
 /**
@@ -58,23 +58,13 @@ export async function writeWithJobs(db: Kysely<Database>, rows: CompiledQuery, w
 export function withRows(db: Kysely<Database>, rows: CompiledQuery, options: { prepare?: boolean } = {}): QueueDb {
   return {
     async executeSql(text, values = []) {
-      const joined = joinedOf(rows.sql)(text)(rows.parameters.length, values.length);
+      const joined = joinStatements(rows.sql, rows.parameters.length, text, values.length);
       if (options.prepare) PREPARED.prepare(joined);
       const result = await db.executeQuery(CompiledQuery.raw(joined, [...values, ...rows.parameters]));
       return { rows: [...result.rows] };
     },
   };
 }
-
-/** joinStatements, remembered by both texts (a lone submission sends the same two each time). */
-const joinedOf = byText((first: string) => byText((second: string) => {
-  let last: { counts: string; joined: string } | undefined;
-  return (firstParams: number, secondParams: number): string => {
-    const counts = `${firstParams},${secondParams}`;
-    if (last?.counts !== counts) last = { counts, joined: joinStatements(first, firstParams, second, secondParams) };
-    return last.joined;
-  };
-}, 8), 16);
 
 /**
  * `first` (with `firstParams` parameters, $1..) placed in a WITH in front of `second` (with
