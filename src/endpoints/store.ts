@@ -1,6 +1,6 @@
 import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import type { RetryPolicy } from '../config.ts';
-import type { Db } from '../db/database.ts';
+import { SCHEMA, type Db } from '../db/database.ts';
 import { PREPARED } from '../db/prepared.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
 import type { CircuitState, Database, Endpoint, EndpointHealth } from '../db/schema.ts';
@@ -114,12 +114,13 @@ void allColumnsNamed;
 
 /**
  * The texts of the two reads every submission makes, compiled by Kysely once (their text does
- * not depend on the value looked up; the schema is the handle's, hookrelay's) and marked at
- * each call to run as named statements. Compiled at every call they cost a walk of the query
- * tree and a fresh string to find the statement's name by.
+ * not depend on the value looked up) and marked at each call to run as named statements.
+ * Compiled at every call they cost a walk of the query tree and a fresh string to find the
+ * statement's name by. The schema is named here, not left to whichever handle compiles them
+ * first: an application's own handle (enqueueWebhook in its transaction) may have none.
  */
-const byUrlText = once((db: Executor) => db.selectFrom('endpoints').select(ENDPOINT_COLUMNS).where('url', '=', '').where('deleted_at', 'is', null).compile().sql);
-const byIdText = once((db: Executor) => db.selectFrom('endpoints').select(ENDPOINT_COLUMNS).where('id', '=', '').compile().sql);
+const byUrlText = once((db: Executor) => db.withSchema(SCHEMA).selectFrom('endpoints').select(ENDPOINT_COLUMNS).where('url', '=', '').where('deleted_at', 'is', null).compile().sql);
+const byIdText = once((db: Executor) => db.withSchema(SCHEMA).selectFrom('endpoints').select(ENDPOINT_COLUMNS).where('id', '=', '').compile().sql);
 
 function once<T>(make: (db: Executor) => T): (db: Executor) => T {
   let made: { value: T } | undefined;

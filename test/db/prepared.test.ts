@@ -1,7 +1,9 @@
 import test from 'ava';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { byText, namingClient, PreparedTexts } from '../../src/db/prepared.ts';
 import { createDb } from '../../src/db/database.ts';
+import type { Database } from '../../src/db/schema.ts';
 import { createKeyring } from '../../src/endpoints/keyring.ts';
 import { createEndpoint, getEndpoint, liveEndpointForUrl } from '../../src/endpoints/store.ts';
 import { freshDatabase } from '../helpers/db.ts';
@@ -106,5 +108,22 @@ test('the endpoint reads a submission makes keep working, prepared, when a migra
   const again = await getEndpoint(handle.db, endpoint.id);
   t.deepEqual(again, await getEndpoint(handle.db, endpoint.id));
   t.deepEqual(Object.keys(again!).sort(), Object.keys(endpoint).sort(), 'the columns this version knows');
+  t.is((await liveEndpointForUrl(handle.db, endpoint.url))?.id, endpoint.id);
+});
+
+test('the endpoint reads name hookrelay\'s schema whatever handle runs them first, an application\'s own included', async (t) => {
+  const url = await freshDatabase(t);
+  // An application's Kysely handle on the same database, without hookrelay's schema plugin.
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  pool.on('error', () => {});
+  const plain = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  t.teardown(() => plain.destroy());
+  const handle = createDb(url, { max: 1 });
+  t.teardown(() => handle.close());
+  const endpoint = await createEndpoint(handle.db, createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64')), { url: 'https://receiver.example.com/app' });
+  // The application's handle first (its search_path does not hold hookrelay), then hookrelay's.
+  t.is((await getEndpoint(plain, endpoint.id))?.id, endpoint.id);
+  t.is((await liveEndpointForUrl(plain, endpoint.url))?.id, endpoint.id);
+  t.is((await getEndpoint(handle.db, endpoint.id))?.id, endpoint.id);
   t.is((await liveEndpointForUrl(handle.db, endpoint.url))?.id, endpoint.id);
 });
