@@ -153,3 +153,12 @@ export type Attempt = Selectable<AttemptsTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type EndpointHealth = Selectable<EndpointHealthTable>;
 export type DeadLetter = Selectable<DeadLettersTable>;
+
+/**
+ * `columns`, checked to name every column of `Row`: for statements that list a table's columns
+ * instead of `*` (a prepared statement's result type must not change when a migration adds one),
+ * so that a column added to the table's interface and not to the list fails the type check.
+ */
+export function allColumns<Row>() {
+  return <const L extends ReadonlyArray<keyof Row & string>>(columns: L & ([Exclude<keyof Row, L[number]>] extends [never] ? unknown : never)): L => columns;
+}

@@ -3,7 +3,7 @@ import { sql, type Transaction } from 'kysely';
 import { fromKysely, type PgBoss } from 'pg-boss';
 import type { Db } from '../db/database.ts';
 import { prepared, preparing } from '../db/prepared.ts';
-import type { Database, DeadLetterReason, EndpointHealth, WebhookStatus } from '../db/schema.ts';
+import { allColumns, type Database, type DeadLetterReason, type EndpointHealth, type WebhookStatus } from '../db/schema.ts';
 import { afterAttempt, type HealthSettings, type HealthState, type Transition } from '../endpoints/health.ts';
 import { newId } from '../ids.ts';
 import { DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
@@ -201,13 +201,10 @@ type LockedHealth = EndpointHealth & { settled_ids: string[] };
  * and PostgreSQL refuses to run a prepared statement whose result type a migration changed,
  * which a column added to the table would do to `h.*`.
  */
-const HEALTH_COLUMNS = [
+const HEALTH_COLUMNS = allColumns<EndpointHealth>()([
   'endpoint_id', 'circuit_state', 'consecutive_failures', 'window_started_at', 'window_attempts', 'window_failures', 'opened_at',
   'open_count', 'next_probe_at', 'probe_started_at', 'last_success_at', 'last_failure_at', 'failing_since', 'health_score', 'updated_at',
-] as const satisfies ReadonlyArray<keyof EndpointHealth>;
-// A column added to EndpointHealthTable and not to the list above fails the type check here.
-const allHealthColumnsNamed: [Exclude<keyof EndpointHealth, (typeof HEALTH_COLUMNS)[number]>] extends [never] ? true : never = true;
-void allHealthColumnsNamed;
+]);
 
 /**
  * One statement for the writes of a batch that need no decision of ours: the webhooks' new

@@ -3,7 +3,7 @@ import type { RetryPolicy } from '../config.ts';
 import { SCHEMA, type Db } from '../db/database.ts';
 import { PREPARED } from '../db/prepared.ts';
 import { isUniqueViolation } from '../db/constraints.ts';
-import type { CircuitState, Database, Endpoint, EndpointHealth } from '../db/schema.ts';
+import { allColumns, type CircuitState, type Database, type Endpoint, type EndpointHealth } from '../db/schema.ts';
 import type { SignatureAlgorithm } from '../delivery/sign.ts';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
@@ -104,13 +104,10 @@ export async function endpointForUrl(trx: Transaction<Database>, keyring: Keyrin
  * and a `SELECT *` prepared before a migration adds a column fails once its table changes
  * (PostgreSQL will not change a prepared statement's result type), where a named list does not.
  */
-const ENDPOINT_COLUMNS = [
+const ENDPOINT_COLUMNS = allColumns<Endpoint>()([
   'id', 'url', 'description', 'enabled', 'disabled_reason', 'headers', 'retry_policy', 'timeout_ms',
   'signature_algorithm', 'metadata', 'created_at', 'updated_at', 'deleted_at',
-] as const satisfies ReadonlyArray<keyof Endpoint>;
-// A column added to EndpointsTable and not to the list above fails the type check here.
-const allColumnsNamed: [Exclude<keyof Endpoint, (typeof ENDPOINT_COLUMNS)[number]>] extends [never] ? true : never = true;
-void allColumnsNamed;
+]);
 
 /**
  * The texts of the two reads every submission makes, compiled by Kysely once (their text does
