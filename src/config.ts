@@ -53,6 +53,8 @@ export interface Config {
   health: HealthSettings;
   /** Deliveries accept TLS certificates that do not verify (HOOKRELAY_TLS_INSECURE). */
   tlsInsecure: boolean;
+  /** Where a process without the api role serves its probes and metrics (HOOKRELAY_WORKER_PORT); unset: nowhere. */
+  workerPort: number | undefined;
   /** GET /metrics needs no token (HOOKRELAY_METRICS_PUBLIC). */
   metricsPublic: boolean;
   /** Networks deliveries may reach although they are not public (HOOKRELAY_ALLOW_NETWORKS). */
@@ -80,6 +82,7 @@ interface Setting {
 export const SETTINGS: readonly Setting[] = Object.freeze([
   { env: 'PORT', default: '8080', unit: 'TCP port', doc: 'Port the HTTP API listens on.' },
   { env: 'HOST', default: '0.0.0.0', unit: 'address', doc: 'Address the HTTP API binds to.' },
+  { env: 'HOOKRELAY_WORKER_PORT', default: undefined, unit: 'TCP port', doc: 'Port on which a process without the api role (`--role worker`) answers `GET /healthz`, `/readyz` and `/metrics`, and nothing else, on HOST. Unset: such a process does not listen.' },
   { env: 'DATABASE_URL', default: undefined, unit: 'URL', doc: 'PostgreSQL connection string. Unset: an embedded PostgreSQL is started under HOOKRELAY_DATA_DIR.' },
   { env: 'HOOKRELAY_DATA_DIR', default: './.hookrelay', unit: 'path', doc: 'Where the embedded PostgreSQL keeps its data (only used when DATABASE_URL is unset).' },
   { env: 'HOOKRELAY_EMBEDDED_PORT', default: undefined, unit: 'TCP port', doc: 'Port of the embedded PostgreSQL. Unset: a free port is chosen at each start.' },
@@ -206,6 +209,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     dataDir: raw(env, 'HOOKRELAY_DATA_DIR') ?? './.hookrelay',
     embeddedPort: optionalInt(env, 'HOOKRELAY_EMBEDDED_PORT', 1, 65535),
+    workerPort: optionalInt(env, 'HOOKRELAY_WORKER_PORT', 0, 65535),
     adminToken,
     masterKey,
     previousMasterKeys: Object.freeze(previousMasterKeys),

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PgBoss } from 'pg-boss';
 import { createApp, type AppDeps } from './api/app.ts';
@@ -81,44 +81,32 @@ export async function startService(config: Config, log: Logger, options: Service
     }
 
     let draining = false;
-    let server: Server | undefined;
     let port: number | undefined;
+    const appDeps: AppDeps = {
+      db: db.db,
+      boss,
+      keyring,
+      config,
+      log,
+      auth: createAuthenticator(db.db, adminId && config.adminToken ? { token: config.adminToken, id: adminId } : undefined),
+      onSubmitted: worker ? worker.wake : undefined,
+      onResponse: options.onResponse,
+      metrics,
+      readiness: async () => ({
+        // Bounded: a server that accepts connections but never answers must not hang /readyz.
+        database: await withTimeout(db.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute(), config.dbAcquireTimeoutMs + 1_000)
+          .then(() => 'ok', (err: Error) => `unreachable: ${err.message}`),
+        queue: draining ? 'draining' : 'ok',
+      }),
+    };
     if (config.roles.includes('api')) {
-      const app = createApp({
-        db: db.db,
-        boss,
-        keyring,
-        config,
-        log,
-        auth: createAuthenticator(db.db, adminId && config.adminToken ? { token: config.adminToken, id: adminId } : undefined),
-        onSubmitted: worker ? worker.wake : undefined,
-        onResponse: options.onResponse,
-        metrics,
-        readiness: async () => ({
-          // Bounded: a server that accepts connections but never answers must not hang /readyz.
-          database: await withTimeout(db.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute(), config.dbAcquireTimeoutMs + 1_000)
-            .then(() => 'ok', (err: Error) => `unreachable: ${err.message}`),
-          queue: draining ? 'draining' : 'ok',
-        }),
-      });
-      // Node checks the two timeouts below only every connectionsCheckingInterval (30 s by
-      // default), which would let a slow client hold a socket for up to 40 s.
-      server = createServer({ connectionsCheckingInterval: 1_000 }, app.callback());
-      // Slow or idle clients cannot hold sockets for long.
-      server.headersTimeout = 10_000;
-      server.requestTimeout = 30_000;
-      server.keepAliveTimeout = 5_000;
-      const srv = server;
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(config.port, config.host, () => resolve());
-      });
-      port = (srv.address() as AddressInfo).port;
-      cleanups.push(() => new Promise<void>((resolve) => {
-        srv.close(() => resolve());
-        srv.closeIdleConnections();
-      }));
+      port = await listen(createApp(appDeps), config.port, config.host, cleanups);
       log.info('api listening', { host: config.host, port });
+    } else if (config.workerPort !== undefined) {
+      // A worker's own counters (attempts, deliveries, their durations) exist only in its
+      // registry: without this a Prometheus could not see them, nor an orchestrator its health.
+      const workerPort = await listen(createApp({ ...appDeps, operations: WORKER_OPERATIONS }), config.workerPort, config.host, cleanups);
+      log.info('worker probes listening', { host: config.host, port: workerPort });
     }
     log.info('hookrelay started', { roles: config.roles, embedded: Boolean(embedded), node: process.version, execArgv: process.execArgv });
 
@@ -145,6 +133,29 @@ export async function startService(config: Config, log: Logger, options: Service
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
     throw err;
   }
+}
+
+/** What a process without the api role answers on HOOKRELAY_WORKER_PORT. */
+export const WORKER_OPERATIONS: ReadonlySet<string> = new Set(['getHealthz', 'getReadyz', 'getMetrics']);
+
+/** Serves `app` on host:port until the cleanups run; resolves to the port bound (PORT=0 picks one). */
+async function listen(app: ReturnType<typeof createApp>, portWanted: number, host: string, cleanups: (() => Promise<unknown>)[]): Promise<number> {
+  // Node checks the two timeouts below only every connectionsCheckingInterval (30 s by
+  // default), which would let a slow client hold a socket for up to 40 s.
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, app.callback());
+  // Slow or idle clients cannot hold sockets for long.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(portWanted, host, () => resolve());
+  });
+  cleanups.push(() => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  }));
+  return (server.address() as AddressInfo).port;
 }
 
 /** Runs the service until SIGTERM or SIGINT, then drains within HOOKRELAY_SHUTDOWN_TIMEOUT_MS. */

@@ -14,6 +14,7 @@ test('loadConfig({}) gives the documented defaults', (t) => {
     databaseUrl: undefined,
     dataDir: './.hookrelay',
     embeddedPort: undefined,
+    workerPort: undefined,
     adminToken: undefined,
     masterKey: undefined,
     previousMasterKeys: [],
@@ -91,6 +92,7 @@ test('the defaults are the ones SETTINGS documents', (t) => {
     HOOKRELAY_ALLOW_NETWORKS: config.allowNetworks.length === 0 ? undefined : config.allowNetworks.map((c) => c.text).join(','),
     HOOKRELAY_RATE_LIMIT_PER_SECOND: config.rateLimit.perSecond,
     HOOKRELAY_RATE_LIMIT_BURST: config.rateLimit.burst,
+    HOOKRELAY_WORKER_PORT: config.workerPort,
   };
   // Every documented setting is covered here, and no other.
   t.deepEqual(Object.keys(byEnv).sort(), SETTINGS.map((s) => s.env).sort());
@@ -119,6 +121,7 @@ test('values from the environment are parsed, trimmed, and blank means default',
     HOST: '127.0.0.1',
     DATABASE_URL: 'postgresql://u@h:5432/db',
     HOOKRELAY_EMBEDDED_PORT: '5433',
+    HOOKRELAY_WORKER_PORT: ' 9090 ',
     HOOKRELAY_ADMIN_TOKEN: 'a'.repeat(16),
     LOG_LEVEL: 'debug',
     HOOKRELAY_ROLES: 'worker, worker',
@@ -131,6 +134,7 @@ test('values from the environment are parsed, trimmed, and blank means default',
   t.is(config.host, '127.0.0.1');
   t.is(config.databaseUrl, 'postgresql://u@h:5432/db');
   t.is(config.embeddedPort, 5433);
+  t.is(config.workerPort, 9090);
   t.is(config.adminToken, 'a'.repeat(16));
   t.is(config.logLevel, 'debug');
   t.deepEqual(config.roles, ['worker']);
@@ -162,6 +166,8 @@ const BAD: Array<[string, Record<string, string>, string]> = [
   ['port with exponent', { PORT: '8e3' }, 'PORT'],
   ['embedded port 0', { HOOKRELAY_EMBEDDED_PORT: '0' }, 'HOOKRELAY_EMBEDDED_PORT'],
   ['embedded port text', { HOOKRELAY_EMBEDDED_PORT: 'five' }, 'HOOKRELAY_EMBEDDED_PORT'],
+  ['worker port out of range', { HOOKRELAY_WORKER_PORT: '65536' }, 'HOOKRELAY_WORKER_PORT'],
+  ['worker port text', { HOOKRELAY_WORKER_PORT: 'metrics' }, 'HOOKRELAY_WORKER_PORT'],
   ['DATABASE_URL of another scheme', { DATABASE_URL: 'mysql://root@localhost/db' }, 'DATABASE_URL'],
   ['DATABASE_URL not a URL', { DATABASE_URL: 'localhost:5432' }, 'DATABASE_URL'],
   ['short admin token', { HOOKRELAY_ADMIN_TOKEN: 'short' }, 'HOOKRELAY_ADMIN_TOKEN'],
@@ -224,6 +230,7 @@ test('the boundaries of the ranges are accepted', (t) => {
     HOOKRELAY_ADMIN_TOKEN: 'x'.repeat(16),
   });
   t.is(low.retry.maxAttempts, 1);
+  t.is(loadConfig({ HOOKRELAY_WORKER_PORT: '0' }).workerPort, 0);
   t.is(low.shutdownTimeoutMs, 0);
   const high = loadConfig({
     PORT: '65535',

@@ -43,6 +43,11 @@ export interface AppDeps {
   onResponse?: (operation: Operation, ctx: Koa.ParameterizedContext<RequestState>) => void;
   /** The service's Prometheus metrics: GET /metrics renders them; each answer is observed. */
   metrics?: Metrics;
+  /**
+   * Only these operations (by operationId) are served, and neither the dashboard nor /docs: how
+   * a process without the api role answers its probes and /metrics. Unset: all of openapi.yaml.
+   */
+  operations?: ReadonlySet<string>;
 }
 
 export interface RequestState {
@@ -100,7 +105,7 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
   });
 
   // The dashboard's static pages: outside the openapi.yaml router (they are not API operations).
-  app.use(uiRoutes());
+  if (!deps.operations) app.use(uiRoutes());
 
   const router = new Router<RequestState>();
   const bodyParser = koaBody({
@@ -116,6 +121,7 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
   for (const operation of spec.operations.values()) {
     const handler = handlers[operation.operationId];
     if (!handler) throw new Error(`openapi.yaml describes ${operation.operationId}, which has no handler`);
+    if (deps.operations && !deps.operations.has(operation.operationId)) continue;
     const method = operation.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
     router[method](operation.routerPath, async (ctx, next) => {
       ctx.state.operation = operation;
@@ -164,7 +170,7 @@ export function createApp(deps: AppDeps): Koa<RequestState> {
     if (!spec.operations.has(handler)) throw new Error(`handler ${handler} has no operation in openapi.yaml`);
   }
   // The API reference (/docs, /openapi.yaml) is not an operation of the document it renders.
-  app.use(docsRoutes());
+  if (!deps.operations) app.use(docsRoutes());
   app.use(router.routes());
   return app;
 }

@@ -23,7 +23,7 @@ const GRACE_MS = 15_000;
 type ServiceProcess = Process & { role: string };
 
 /** `node src/cli.ts serve --role <role>` on the test database; SIGKILLed by pid at teardown if still running. */
-async function serve(t: ExecutionContext, role: 'api' | 'worker', dbUrl: string): Promise<ServiceProcess> {
+async function serve(t: ExecutionContext, role: 'api' | 'worker', dbUrl: string, extra: Record<string, string> = {}): Promise<ServiceProcess> {
   const env = hookrelayEnv({
     DATABASE_URL: dbUrl,
     HOOKRELAY_MASTER_KEY: TEST_MASTER_KEY,
@@ -40,6 +40,7 @@ async function serve(t: ExecutionContext, role: 'api' | 'worker', dbUrl: string)
     HOOKRELAY_RATE_LIMIT_BURST: '100000',
     // The flag must win over the variable.
     HOOKRELAY_ROLES: 'api,worker',
+    ...extra,
   });
   const proc: ServiceProcess = Object.assign(spawnService(t, [CLI, 'serve', '--role', role], env), { role });
   const started = await proc.waitForLog((l) => l.message === 'hookrelay started');
@@ -159,4 +160,49 @@ test.serial('SIGTERM stops a worker with deliveries in flight: it finishes them 
   t.log(`most requests held at once: ${mostHeld}; duplicates: ${duplicates}; delivered by the stopped worker: ${deliveredBy(stopped)}`);
   t.is(duplicates, 0, 'a drained worker leaves nothing to be sent twice');
   t.true(mostHeld <= 2 * perWorker, `no worker had more than its in-flight budget of ${perWorker} (most held at once: ${mostHeld})`);
+});
+
+test.serial('HOOKRELAY_WORKER_PORT: a worker answers its probes and /metrics there, and nothing else; its metrics count its deliveries', async (t) => {
+  t.timeout(TEST_TIMEOUT);
+  const dbUrl = await freshDatabase(t);
+  const api = await serve(t, 'api', dbUrl);
+  const worker = await serve(t, 'worker', dbUrl, { HOOKRELAY_WORKER_PORT: '0' });
+  t.is(worker.port, undefined, 'no API on a worker');
+  const { port } = await worker.waitForLog((l) => l.message === 'worker probes listening');
+  t.true(Number.isInteger(port) && port > 0);
+  const at = (path: string, init: RequestInit = {}) => fetch(`http://127.0.0.1:${port}${path}`, init);
+  const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+  t.is((await at('/healthz')).status, 200);
+  const ready = await at('/readyz');
+  t.is(ready.status, 200);
+  t.like(await ready.json(), { status: 'ok', checks: { database: 'ok', queue: 'ok' } });
+  // /metrics as on the API: a token with the admin scope, or 401.
+  const anonymous = await at('/metrics');
+  t.is(anonymous.status, 401);
+  t.is(anonymous.headers.get('content-type'), 'application/problem+json');
+  // Nothing else: the API's operations, the reference and the dashboard are not there.
+  const deliver = await at('/api/v1/webhooks/deliver', {
+    method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ url: 'http://127.0.0.1:1/x', payload: {} }),
+  });
+  t.is(deliver.status, 404);
+  t.is(deliver.headers.get('content-type'), 'application/problem+json');
+  for (const path of ['/api/v1/webhooks', '/api/v1/endpoints', '/docs', '/openapi.yaml', '/']) {
+    t.is((await at(path, { headers: admin })).status, 404, path);
+  }
+
+  // Attempts are counted by the process that makes them: the worker's /metrics shows them.
+  const receiver = await startReceiver(t);
+  const ids = await submitMany(api, receiver, 5);
+  await allDelivered(dbUrl, ids, 60_000);
+  const metrics = await at('/metrics', { headers: admin });
+  t.is(metrics.status, 200);
+  const text = await metrics.text();
+  t.regex(text, /^hookrelay_deliveries_total 5$/m);
+  t.regex(text, /^hookrelay_attempts_total\{outcome="success"\} 5$/m);
+
+  // It stops listening with the rest of the process.
+  process.kill(worker.pid, 'SIGTERM');
+  t.is((await worker.exited).code, 0);
+  await t.throwsAsync(at('/healthz'));
 });

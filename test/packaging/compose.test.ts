@@ -62,7 +62,12 @@ test('one API process (serve --role api) with a readyz health check, and two wor
   t.true(apiService.ports?.some((p) => p.endsWith(`:${apiService.environment?.PORT ?? '8080'}`)));
   const workers = withRole('worker');
   t.is(workers.length, 2);
-  for (const [name, worker] of workers) t.falsy(worker.ports, `${name} publishes no port`);
+  for (const [name, worker] of workers) {
+    t.falsy(worker.ports, `${name} publishes no port`);
+    // Its probes and /metrics on the backend network (HOOKRELAY_WORKER_PORT), checked like the API's.
+    t.is(worker.environment?.HOOKRELAY_WORKER_PORT, '8080', name);
+    t.deepEqual(worker.healthcheck?.test, apiService.healthcheck?.test, name);
+  }
   // All hookrelay processes share one master key and one database.
   const keys = new Set([...api, ...workers].map(([, s]) => `${s.environment?.HOOKRELAY_MASTER_KEY} ${s.environment?.DATABASE_URL}`));
   t.is(keys.size, 1);
