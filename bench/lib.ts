@@ -81,6 +81,28 @@ export function loopLateness(h: { percentile(p: number): number; max: number }, 
   return { p99: round(Math.max(0, h.percentile(99) / 1e6 - resolutionMs), 1), max: round(Math.max(0, h.max / 1e6 - resolutionMs), 1) };
 }
 
+/**
+ * How late a service's event loop ran since the previous call, from its GET /metrics:
+ * prom-client's monitorEventLoopDelay histogram (10 ms resolution), which each scrape reads
+ * and resets, so a call at the start of a window and one at its end cover the window. Null
+ * when the process answers no /metrics.
+ */
+export async function serviceLoopLateness(url: string): Promise<{ p50: number; p90: number; p99: number; max: number } | null> {
+  let text: string;
+  try {
+    const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
+    if (!res.ok) return null;
+    text = await res.text();
+  } catch {
+    return null;
+  }
+  const late = (name: string) => {
+    const line = new RegExp(`^nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+    return line ? round(Math.max(0, Number(line[1]) * 1000 - 10), 1) : Number.NaN;
+  };
+  return { p50: late('p50'), p90: late('p90'), p99: late('p99'), max: late('max') };
+}
+
 export function summarize(values: number[]): { count: number; p50: number; p95: number; p99: number; max: number; mean: number } {
   const sorted = [...values].sort((a, b) => a - b);
   const mean = sorted.reduce((s, v) => s + v, 0) / (sorted.length || 1);
@@ -386,6 +408,8 @@ export async function startService(dbUrl: string, env: Record<string, string> = 
     ...base,
     DATABASE_URL: dbUrl,
     PORT: String(port),
+    // A worker-only process answers /readyz and /metrics there (the API's port otherwise).
+    HOOKRELAY_WORKER_PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     HOOKRELAY_MASTER_KEY: BENCH_MASTER_KEY,
@@ -400,16 +424,13 @@ export async function startService(dbUrl: string, env: Record<string, string> = 
   }, [...SERVICE_NODE_FLAGS, '--import', COMPILE_CACHE]);
   const sampler = sampleProcess(child.pid);
   const url = `http://127.0.0.1:${port}`;
-  const roles = env.HOOKRELAY_ROLES ?? 'api,worker';
-  if (roles.includes('api')) {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.proc.exitCode !== null) throw new Error(`the service exited at start: ${child.stderr().slice(-2000)}`);
-      const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error(`the service was not ready within 60 s: ${child.stderr().slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.proc.exitCode !== null) throw new Error(`the service exited at start: ${child.stderr().slice(-2000)}`);
+    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`the service was not ready within 60 s: ${child.stderr().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
   return {
     child,

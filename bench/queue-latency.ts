@@ -15,7 +15,7 @@
  * and the worker run as two processes (CPU is their sum, RSS the larger of the two).
  */
 
-import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, postgresCpu, processCpuMs, ratio, report, round, runChild, scalar, serviceSettingsFromEnv, startChild, startReceiver, startService, summarize, until } from './lib.ts';
+import { BENCH_DIR, BENCH_TOKEN, freshDatabase, machine, numArg, parseArgs, postgresCpu, processCpuMs, ratio, report, round, runChild, scalar, serviceLoopLateness, serviceSettingsFromEnv, startChild, startReceiver, startService, summarize, until } from './lib.ts';
 import pg from 'pg';
 
 const args = parseArgs();
@@ -38,7 +38,8 @@ try {
   try {
     // The CPU is measured over the window the latencies are (after the warm-up, to the last
     // answer), as steady-state CPU at the rate; the figure with the warm-up is kept beside it.
-    const pids = [service.child.pid, ...(worker ? [worker.child.pid] : [])];
+    const services = [service, ...(worker ? [worker] : [])];
+    const pids = services.map((s) => s.child.pid);
     const cpuNow = () => pids.reduce((sum, pid) => sum + (processCpuMs(pid) ?? 0), 0);
     // PostgreSQL's CPU over the same window, when the server is a local process we can read.
     const postgres = await postgresCpu(db.url);
@@ -53,11 +54,14 @@ try {
     try {
       await loadChild.line('warm', 120_000);
       warm = { at: performance.now(), cpuMs: cpuNow(), postgresMs: postgres?.cpuMs() };
+      // Starts the window of the service's own event-loop lateness (each scrape resets it).
+      await Promise.all(services.map((s) => serviceLoopLateness(s.url)));
       load = (await loadChild.line('result', 600_000)).result;
     } finally {
       await loadChild.stop(2_000);
     }
     const end: Mark = { at: performance.now(), cpuMs: cpuNow(), postgresMs: postgres?.cpuMs() };
+    const [apiLate, workerLate] = await Promise.all(services.map((s) => serviceLoopLateness(s.url)));
     const cpuOver = (from: Mark, webhooks: number) => {
       const percent = (100 * (end.cpuMs - from.cpuMs)) / Math.max(1, end.at - from.at);
       // CPU time per webhook (accepted and delivered): unlike a percentage it does not depend
@@ -100,6 +104,9 @@ try {
         loadGeneratorEventLoopDelayMs: load.eventLoopDelayMs,
         receiverEventLoopDelayMs: receiverStats.eventLoopDelayMs,
       },
+      // How late the service's own event loop ran over the measured window (from its /metrics):
+      // a commit's wake-up, the fetch's answer and the request wait that long for their turn.
+      serviceEventLoopDelayMs: worker ? { api: apiLate, worker: workerLate } : apiLate,
       cpu,
       cpuWithWarmup,
       peakRssMb: Math.max(service.sampler.peakRssMb(), worker?.sampler.peakRssMb() ?? 0),
