@@ -136,7 +136,7 @@ export async function startService(config: Config, log: Logger, options: Service
 }
 
 /** What a process without the api role answers on HOOKRELAY_WORKER_PORT. */
-export const WORKER_OPERATIONS: ReadonlySet<string> = new Set(['getHealthz', 'getReadyz', 'getMetrics']);
+const WORKER_OPERATIONS: ReadonlySet<string> = new Set(['getHealthz', 'getReadyz', 'getMetrics']);
 
 /** Serves `app` on host:port until the cleanups run; resolves to the port bound (PORT=0 picks one). */
 async function listen(app: ReturnType<typeof createApp>, portWanted: number, host: string, cleanups: (() => Promise<unknown>)[]): Promise<number> {

@@ -18,12 +18,15 @@ export class PreparedTexts {
   readonly #names = new Map<string, string>();
   #generation = 0;
   readonly max: number;
-  constructor(max = 48) {
+  readonly #prefix: string;
+  /** Names are `<prefix>_<generation>_<n>`. */
+  constructor(max = 48, prefix = 'hookrelay') {
     this.max = max;
+    this.#prefix = prefix;
   }
   /** `text`, to be run under a name from now on (while fewer than `max` texts have one). */
   prepare(text: string): string {
-    if (!this.#names.has(text) && this.#names.size < this.max) this.#names.set(text, `hookrelay_${this.#generation}_${this.#names.size}`);
+    if (!this.#names.has(text) && this.#names.size < this.max) this.#names.set(text, `${this.#prefix}_${this.#generation}_${this.#names.size}`);
     return text;
   }
   nameOf(text: string): string | undefined {

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { PgBoss, Job, JobResult } from 'pg-boss';
 import type { Config } from '../config.ts';
 import { QUEUE_SCHEMA, type Db } from '../db/database.ts';
-import { byText } from '../db/prepared.ts';
+import { byText, PreparedTexts } from '../db/prepared.ts';
 import type { Logger } from '../log.ts';
 import { createFetchBackoff, DELIVERY_QUEUE, type DeliveryJob } from './queue.ts';
 import { claimProbe, createRecorder, deferAttempt, holdWebhook, type JobRef, type Outcome, type Recorder } from './record.ts';
@@ -466,25 +466,18 @@ const fetchTextOf = byText((text: string) => ({ limit: candidateLimit(text), wra
  * where pg-boss's own statements (unprepared, planned at every run either way) see it too.
  */
 export class StatementNames {
-  readonly #names = new Map<string, string>();
+  readonly #texts: PreparedTexts;
   readonly #generic = new WeakSet<pg.PoolClient>();
-  #generation = 0;
-  readonly max: number;
   constructor(max = 8) {
-    this.max = max;
+    this.#texts = new PreparedTexts(max, 'hookrelay_fetch');
   }
+  /** The name `text` runs under, given it now if fewer than `max` texts have one. */
   of(text: string): string | undefined {
-    let name = this.#names.get(text);
-    if (name === undefined && this.#names.size < this.max) {
-      name = `hookrelay_fetch_${this.#generation}_${this.#names.size}`;
-      this.#names.set(text, name);
-    }
-    return name;
+    return this.#texts.nameOf(this.#texts.prepare(text));
   }
   /** New names from now on: a column's type changed under a prepared plan (SQLSTATE 0A000). */
   forget(): void {
-    this.#generation += 1;
-    this.#names.clear();
+    this.#texts.forget();
   }
   /**
    * Runs the statement `name` on a connection of `pool` that plans it once (above). As
